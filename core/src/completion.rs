@@ -1,0 +1,83 @@
+//! What a finished request reports: [`Completion`] and its [`Outcome`], and
+//! the [`Handle`] that names a submitted request.
+
+use crate::Events;
+
+/// How a request ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Outcome {
+    /// The source became ready: the ready events ∩ the requested events
+    /// (which always include [`Events::ERR`] and [`Events::HUP`]). Never empty.
+    Ready(Events),
+    /// The request was cancelled before any wakeup completed it
+    /// (Linux reports result 0).
+    Cancelled,
+    /// The wait queue the request waited on was closed or dropped (Linux's
+    /// `POLLFREE`): the source is gone and will never become ready.
+    SourceGone,
+}
+
+impl Outcome {
+    /// The result as Linux aio reports it in `io_event::res`: the mask for a
+    /// ready request, 0 for a cancelled one, `POLLHUP` for a vanished source.
+    pub const fn to_linux(self) -> i64 {
+        match self {
+            Outcome::Ready(events) => events.bits() as i64,
+            Outcome::Cancelled => 0,
+            Outcome::SourceGone => Events::HUP.bits() as i64,
+        }
+    }
+}
+
+/// One entry of a context's completion queue: the request's user data and how
+/// it ended. Every submitted request produces exactly one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Completion {
+    /// The value given at submit (Linux aio's `aio_data`).
+    pub user_data: u64,
+    /// How the request ended.
+    pub outcome: Outcome,
+}
+
+impl Completion {
+    /// A placeholder for initialising a reap buffer.
+    pub const EMPTY: Completion = Completion {
+        user_data: 0,
+        outcome: Outcome::Cancelled,
+    };
+}
+
+impl Default for Completion {
+    fn default() -> Self {
+        Completion::EMPTY
+    }
+}
+
+/// Names one submitted request of one context, for [`cancel`].
+///
+/// A handle carries the slot's generation and its context's identity: once
+/// the request's completion has been reaped and the slot reused, or when the
+/// handle is shown to another context, it is simply not found.
+///
+/// [`cancel`]: crate::Context::cancel
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Handle {
+    pub(crate) context: usize,
+    pub(crate) slot: u16,
+    pub(crate) generation: u32,
+}
+
+impl Handle {
+    /// The request slot this handle refers to (for logs and tests).
+    pub const fn slot(&self) -> u16 {
+        self.slot
+    }
+
+    /// The generation of the slot at submit (for logs and tests).
+    pub const fn generation(&self) -> u32 {
+        self.generation
+    }
+}

@@ -1,0 +1,42 @@
+//! # The invariants behind aiopoll's `unsafe` code
+//!
+//! The core has no allocator, so requests wait *intrusively*: a wait queue's
+//! list is made of the wait entries inside a context's request slots, and
+//! both sides hold raw pointers to each other. Every `unsafe` block cites one
+//! of the invariants below; each names the test that guards it.
+//!
+//! 1. **A context does not move while requests are linked.**
+//!    [`Context::submit`](crate::Context::submit) takes `Pin<&Self>` and
+//!    `Context` is `!Unpin`. Guarded by the type system (a moved context
+//!    cannot be submitted to without `unsafe`).
+//! 2. **A context outlives every link to it.** Every path that ends a
+//!    request's wait (completion, cancel, submit refused or unwound, context
+//!    drop) detaches each of its entries under the entry's queue lock before
+//!    the slot is reused or the context's memory goes. Guarded by
+//!    `tests/teardown.rs` (`context_drop_detaches_from_queues`) under Miri,
+//!    and the loom model `teardown_vs_wakeup_vs_cancel`.
+//! 3. **A queue outlives the entries linked on it, or closes first.** The
+//!    safe `submit` borrows every queue for the context's lifetime `'s`;
+//!    [`Context::submit_unchecked`](crate::Context::submit_unchecked) makes
+//!    the caller promise it. A queue that goes away closes (`Drop` calls
+//!    `close`), which unlinks every entry and clears its queue pointer with
+//!    `Release` as the very last access (Linux's `POLLFREE` protocol). A
+//!    context re-reads the pointer under the queue lock before it unlinks.
+//!    Guarded by `tests/teardown.rs` (`dropping_a_queue_completes_source_gone`)
+//!    under Miri and the loom models `teardown_vs_wakeup_vs_cancel` and
+//!    `close_during_deferred_work`.
+//! 4. **A list and its entries' nodes are touched only under the queue's
+//!    lock**; an unlinked entry's node only under its context's lock. Guarded
+//!    by loom, whose `UnsafeCell` reports any unsynchronised access, in every
+//!    model of `tests/loom.rs`.
+//! 5. **The state behind the context lock is touched only under it**, and
+//!    never across a call into a source or a hook (`with_state` never
+//!    re-enters). Guarded by loom's `UnsafeCell` and by the hostile-source
+//!    tests (`tests/hostile.rs`: a `poll` that wakes its own queue, that
+//!    panics).
+//! 6. **A wake function removes at most the entry it was given**, so the
+//!    waker's saved `next` stays valid. Guarded by `fan_out_wakes_every_waiter`
+//!    and the property test, under Miri.
+//! 7. **A `Context`'s first field is its `ContextHeader`** (`repr(C)`), so a
+//!    pointer to the header is a pointer to the context with the context's
+//!    provenance. Guarded by Miri on every test that wakes a queue.

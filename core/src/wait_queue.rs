@@ -1,0 +1,438 @@
+//! [`WaitQueue`]: the list of requests waiting on one event source.
+//!
+//! A source owns one wait queue per condition it can signal (Linux's
+//! `wait_queue_head`). Requests are linked on it by the source's
+//! [`poll`](crate::Source::poll) through [`PollTable::wait`]; the source calls
+//! [`WaitQueue::wake`] when its state changes, from any context, interrupt
+//! handlers included.
+//!
+//! # Layout
+//!
+//! The list is intrusive: its nodes are the wait entries that live inside the
+//! request slots of a [`Context`](crate::Context), so waiting needs no
+//! allocation and a queue holds any number of requests from any number of
+//! contexts. Each entry records the context that owns it through a pointer to
+//! the context's [`ContextHeader`], whose wake function is the only code that
+//! decides what a wakeup does to a request (Linux's `wait_queue_entry::func`).
+//!
+//! # Locking
+//!
+//! The queue's lock (`Q`) protects the list and every linked entry's node.
+//! An entry's `queue` pointer is written only under that lock; a context reads
+//! it with `Acquire` before taking the lock and checks it again once it holds
+//! the lock, because [`close`](WaitQueue::close) may have detached the entry in
+//! between (the `POLLFREE` protocol). Lock order, everywhere: a context's lock
+//! before a queue's lock, never two queue locks nested, and the wakeup side
+//! (which holds the queue lock) only ever *tries* the context lock.
+//!
+//! [`PollTable::wait`]: crate::PollTable::wait
+
+use core::marker::PhantomPinned;
+use core::ptr;
+
+use lock_api::RawMutex;
+
+use crate::sync::{AtomicPtr, Locked, Ordering, UnsafeCell};
+use crate::Events;
+
+/// How a queue wakes its waiters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wake {
+    /// A keyed wakeup: these events became ready.
+    Key(Events),
+    /// An unkeyed wakeup: something changed, the owner must re-poll the source.
+    Repoll,
+    /// The queue is being closed (`POLLFREE`): every entry leaves it for good.
+    SourceGone,
+}
+
+/// What a wake function did with one entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// A keyed wakeup that missed the request's events: it stays queued.
+    NotInterested,
+    /// The completion was handed to the owner's deferred work; the request
+    /// stays queued until that work decides.
+    Deferred,
+    /// The request completed inline and its entry left the list.
+    Completed,
+}
+
+/// The wake function of a context type: called with the queue's lock held
+/// for an entry `entry` of slot `slot` linked on `list`.
+///
+/// # Safety
+/// `owner` points to a live context of the type this function was
+/// monomorphised for, `entry` is linked on `list`, and the caller holds the
+/// lock of the queue that `list` belongs to.
+pub(crate) type WakeFn = unsafe fn(
+    owner: *const ContextHeader,
+    list: &mut List,
+    entry: *const WaitEntry,
+    slot: u16,
+    wake: Wake,
+) -> Verdict;
+
+/// The first field of every `Context` (which is `repr(C)`): lets a wait entry
+/// reach the code of the context type that owns it without knowing the type.
+#[repr(C)]
+pub(crate) struct ContextHeader {
+    pub(crate) wake: WakeFn,
+}
+
+/// One place where a request can wait: a node of a [`WaitQueue`]'s list.
+pub(crate) struct WaitEntry {
+    /// Protected by the lock of the queue this entry is linked on; while the
+    /// entry is on no queue, by the owning context's lock.
+    node: UnsafeCell<Node>,
+    /// The queue this entry is linked on (an erased `*const WaitQueue<Q>`),
+    /// or null. Written only under that queue's lock, set with `Release` when
+    /// linked and cleared with `Release` as the last access of whoever unlinks
+    /// it.
+    queue: AtomicPtr<()>,
+}
+
+struct Node {
+    prev: *const WaitEntry,
+    next: *const WaitEntry,
+    owner: *const ContextHeader,
+    slot: u16,
+    /// The events the request waits for (requested ∪ ERR ∪ HUP).
+    events: Events,
+}
+
+impl WaitEntry {
+    #[cfg(not(loom))]
+    pub(crate) const fn new() -> Self {
+        WaitEntry {
+            node: UnsafeCell::new(Node::UNLINKED),
+            queue: AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+
+    #[cfg(loom)]
+    pub(crate) fn new() -> Self {
+        WaitEntry {
+            node: UnsafeCell::new(Node::UNLINKED),
+            queue: AtomicPtr::new(ptr::null_mut()),
+        }
+    }
+
+    /// The events recorded when the entry was linked.
+    ///
+    /// # Safety
+    /// `entry` is linked on a queue whose lock the caller holds.
+    #[inline]
+    pub(crate) unsafe fn events(entry: *const WaitEntry) -> Events {
+        // SAFETY: the caller holds the lock that protects the node.
+        unsafe { (*entry).node.with(|node| (*node).events) }
+    }
+
+    /// The queue this entry is linked on, or null.
+    #[inline]
+    pub(crate) fn queue(&self) -> *mut () {
+        self.queue.load(Ordering::Acquire)
+    }
+}
+
+impl Node {
+    const UNLINKED: Node = Node {
+        prev: ptr::null(),
+        next: ptr::null(),
+        owner: ptr::null(),
+        slot: 0,
+        events: Events::empty(),
+    };
+}
+
+/// The list of a [`WaitQueue`], protected by its lock.
+pub(crate) struct List {
+    head: *const WaitEntry,
+    tail: *const WaitEntry,
+    closed: bool,
+}
+
+impl List {
+    /// Links `entry` at the tail.
+    ///
+    /// # Safety
+    /// The caller holds the lock of the queue this list belongs to, and
+    /// `entry` is on no list.
+    unsafe fn push_back(&mut self, entry: *const WaitEntry) {
+        let tail = self.tail;
+        // SAFETY: `entry` is on no list, so nobody else reaches its node; the
+        // caller keeps it alive while it is linked (the context unlinks every
+        // entry before its memory goes).
+        unsafe {
+            (*entry).node.with_mut(|node| {
+                (*node).prev = tail;
+                (*node).next = ptr::null();
+            });
+        }
+        if tail.is_null() {
+            self.head = entry;
+        } else {
+            // SAFETY: `tail` is linked on this list, whose lock we hold.
+            unsafe { (*tail).node.with_mut(|node| (*node).next = entry) };
+        }
+        self.tail = entry;
+    }
+
+    /// Unlinks `entry` and clears its `queue` pointer with `Release`: after
+    /// this the entry belongs to its context alone, and the queue may go.
+    ///
+    /// # Safety
+    /// The caller holds the lock of the queue this list belongs to, and
+    /// `entry` is linked on this list.
+    pub(crate) unsafe fn remove(&mut self, entry: *const WaitEntry) {
+        // SAFETY: `entry` is linked here and we hold the lock that protects
+        // its node and its neighbours' nodes.
+        unsafe {
+            let (prev, next) = (*entry).node.with(|node| ((*node).prev, (*node).next));
+            if prev.is_null() {
+                self.head = next;
+            } else {
+                (*prev).node.with_mut(|node| (*node).next = next);
+            }
+            if next.is_null() {
+                self.tail = prev;
+            } else {
+                (*next).node.with_mut(|node| (*node).prev = prev);
+            }
+            (*entry).node.with_mut(|node| {
+                (*node).prev = ptr::null();
+                (*node).next = ptr::null();
+            });
+            // POLLFREE ordering: this store is the last access to the entry
+            // made on the queue's behalf.
+            (*entry).queue.store(ptr::null_mut(), Ordering::Release);
+        }
+    }
+}
+
+/// A queue of poll requests waiting for one condition of a source.
+///
+/// `Q` is the lock that protects the queue. It must exclude every context
+/// that calls [`wake`](Self::wake) or [`close`](Self::close) on this queue: on
+/// a single core, a lock that masks the interrupts that wake it (the
+/// Cortex-M adapter's locks enforce this by type).
+///
+/// A queue may be woken from any context, including an interrupt handler
+/// that preempted a submit or a cancel on this very queue: the wakeup never
+/// blocks on a context, it only tries the context's lock and defers the
+/// completion when that fails.
+pub struct WaitQueue<Q: RawMutex = crate::SpinLock> {
+    lock: Q,
+    list: UnsafeCell<List>,
+    _pinned: PhantomPinned,
+}
+
+// SAFETY: the raw pointers in the list are only followed under `lock`, and
+// the entries they reach belong to contexts that are themselves `Sync`
+// (a context's wake function only touches its own state through its locks and
+// atomics). `Q: Sync + Send` makes the lock itself shareable.
+unsafe impl<Q: RawMutex + Send + Sync> Sync for WaitQueue<Q> {}
+// SAFETY: as above; moving a queue to another thread moves nothing that is
+// tied to the thread (and a queue with entries cannot move at all: every
+// context borrows it for as long as its entries may be linked).
+unsafe impl<Q: RawMutex + Send + Sync> Send for WaitQueue<Q> {}
+
+impl<Q: RawMutex> WaitQueue<Q> {
+    /// An empty, open wait queue.
+    #[cfg(not(loom))]
+    pub const fn new() -> Self {
+        WaitQueue {
+            lock: Q::INIT,
+            list: UnsafeCell::new(List {
+                head: ptr::null(),
+                tail: ptr::null(),
+                closed: false,
+            }),
+            _pinned: PhantomPinned,
+        }
+    }
+
+    /// An empty, open wait queue.
+    #[cfg(loom)]
+    pub fn new() -> Self {
+        WaitQueue {
+            lock: Q::INIT,
+            list: UnsafeCell::new(List {
+                head: ptr::null(),
+                tail: ptr::null(),
+                closed: false,
+            }),
+            _pinned: PhantomPinned,
+        }
+    }
+
+    fn as_erased(&self) -> *mut () {
+        self as *const Self as *mut ()
+    }
+
+    /// Wakes the requests waiting for any of `key`, or, with an empty key,
+    /// asks every waiting request to re-poll its source (Linux's unkeyed
+    /// wakeup).
+    ///
+    /// Safe from any context, interrupt handlers included: it takes this
+    /// queue's lock, only *tries* each waiter's context lock, never allocates,
+    /// and its work is bounded by the number of waiters on this queue.
+    /// A request whose events miss `key` stays queued. Returns how many
+    /// requests were woken (completed now or handed to deferred work).
+    pub fn wake(&self, key: Events) -> usize {
+        let wake = if key.is_empty() {
+            Wake::Repoll
+        } else {
+            Wake::Key(key)
+        };
+        self.wake_all(wake, false)
+    }
+
+    /// Closes the queue for good: every request on it completes exactly once
+    /// with [`Outcome::SourceGone`](crate::Outcome::SourceGone), and a request
+    /// that registers on it later completes the same way at submit (Linux's
+    /// `POLLFREE`). Returns how many requests were on the queue.
+    ///
+    /// Safe from any context; after it returns no context touches the
+    /// queue's list again, so the queue's memory may be reused.
+    pub fn close(&self) -> usize {
+        self.wake_all(Wake::SourceGone, true)
+    }
+
+    /// Whether [`close`](Self::close) has been called.
+    pub fn is_closed(&self) -> bool {
+        let _locked = Locked::lock(&self.lock);
+        // SAFETY: we hold the queue lock, which protects the list.
+        self.list.with(|list| unsafe { (*list).closed })
+    }
+
+    /// How many requests are linked on the queue now (a snapshot).
+    pub fn len(&self) -> usize {
+        let _locked = Locked::lock(&self.lock);
+        let mut count = 0;
+        // SAFETY: we hold the queue lock, which protects the list and the
+        // nodes of every linked entry.
+        unsafe {
+            let mut cursor = self.list.with(|list| (*list).head);
+            while !cursor.is_null() {
+                count += 1;
+                cursor = (*cursor).node.with(|node| (*node).next);
+            }
+        }
+        count
+    }
+
+    /// Whether no request is linked on the queue now (a snapshot).
+    pub fn is_empty(&self) -> bool {
+        let _locked = Locked::lock(&self.lock);
+        // SAFETY: we hold the queue lock.
+        self.list.with(|list| unsafe { (*list).head.is_null() })
+    }
+
+    fn wake_all(&self, wake: Wake, close: bool) -> usize {
+        let _locked = Locked::lock(&self.lock);
+        let mut woken = 0;
+        self.list.with_mut(|list| {
+            // SAFETY: we hold the queue lock, which protects the list and
+            // every linked entry's node. Each linked entry's owner is a live
+            // context: a context unlinks all its entries, under this lock,
+            // before its memory goes. The wake function removes at most the
+            // entry it was given (never another), so `next`, read before the
+            // call, is still linked afterwards.
+            unsafe {
+                let list = &mut *list;
+                if close {
+                    list.closed = true;
+                }
+                let mut cursor = list.head;
+                while !cursor.is_null() {
+                    let (next, owner, slot) = (*cursor)
+                        .node
+                        .with(|node| ((*node).next, (*node).owner, (*node).slot));
+                    let wake_fn = (*owner).wake;
+                    let verdict = wake_fn(owner, list, cursor, slot, wake);
+                    if verdict != Verdict::NotInterested {
+                        woken += 1;
+                    }
+                    cursor = next;
+                }
+            }
+        });
+        woken
+    }
+
+    /// Links `entry` for slot `slot` of the context behind `owner`.
+    /// Returns `false`, linking nothing, when the queue is closed.
+    ///
+    /// # Safety
+    /// `entry` is on no queue and belongs to the context behind `owner`,
+    /// whose lock the caller holds; that context unlinks the entry (through
+    /// [`detach`](Self::detach)) before either of them goes away.
+    pub(crate) unsafe fn attach(
+        &self,
+        entry: *const WaitEntry,
+        owner: *const ContextHeader,
+        slot: u16,
+        events: Events,
+    ) -> bool {
+        let _locked = Locked::lock(&self.lock);
+        self.list.with_mut(|list| {
+            // SAFETY: we hold the queue lock; `entry` is unlinked and owned by
+            // the caller's context, whose lock the caller holds.
+            unsafe {
+                let list = &mut *list;
+                if list.closed {
+                    return false;
+                }
+                (*entry).node.with_mut(|node| {
+                    (*node).owner = owner;
+                    (*node).slot = slot;
+                    (*node).events = events;
+                });
+                list.push_back(entry);
+                (*entry).queue.store(self.as_erased(), Ordering::Release);
+                true
+            }
+        })
+    }
+
+    /// Unlinks `entry` if it is still linked on this queue (a concurrent
+    /// [`close`](Self::close) may have detached it first).
+    ///
+    /// # Safety
+    /// `entry` belongs to a context whose lock the caller holds, and was
+    /// linked on this queue when the caller last read its `queue` pointer.
+    pub(crate) unsafe fn detach(&self, entry: *const WaitEntry) {
+        let _locked = Locked::lock(&self.lock);
+        // SAFETY: we hold the queue lock; re-checking `queue` under it tells
+        // whether the entry is still on this list.
+        unsafe {
+            if (*entry).queue.load(Ordering::Relaxed) == self.as_erased() {
+                self.list.with_mut(|list| (*list).remove(entry));
+            }
+        }
+    }
+}
+
+impl<Q: RawMutex> Default for WaitQueue<Q> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<Q: RawMutex> Drop for WaitQueue<Q> {
+    /// Dropping a queue closes it: any request still on it completes with
+    /// [`Outcome::SourceGone`](crate::Outcome::SourceGone).
+    fn drop(&mut self) {
+        self.close();
+    }
+}
+
+impl<Q: RawMutex> core::fmt::Debug for WaitQueue<Q> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("WaitQueue")
+            .field("waiters", &self.len())
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
