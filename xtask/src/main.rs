@@ -1,1 +1,50 @@
-fn main() {}
+//! `cargo xtask`: the project's task runner.
+//!
+//! ```text
+//! cargo xtask test            fmt, clippy, host tests, loom, Miri, target builds, QEMU scenarios
+//! cargo xtask setup           install what the other tasks need (targets, Miri, qemu-system-arm)
+//! ```
+//!
+//! Every task installs what it is missing itself (rustup targets, the nightly
+//! Miri component, qemu-system-arm through apt when root) or says exactly
+//! what to install.
+
+mod setup;
+mod shell;
+mod test;
+
+use std::process::ExitCode;
+
+const USAGE: &str = "\
+usage: cargo xtask <task> [options]
+
+tasks:
+  test            run every check CI runs: fmt, clippy -D warnings, host tests,
+                  loom models, Miri, target builds
+  setup           install what the tasks need (rustup targets, nightly Miri)
+";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(task) = args.first() else {
+        eprint!("{USAGE}");
+        return ExitCode::FAILURE;
+    };
+    let rest = &args[1..];
+    let result = match task.as_str() {
+        "test" => test::run(rest),
+        "setup" => setup::run(rest),
+        "help" | "--help" | "-h" => {
+            print!("{USAGE}");
+            Ok(())
+        }
+        other => Err(format!("unknown task `{other}`\n{USAGE}")),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,74 @@
+//! `cargo xtask test`: every check CI runs, in order, cheapest first.
+
+use crate::setup;
+use crate::shell::{cargo, cargo_toolchain, step};
+
+/// Options: `--skip-miri`, `--skip-loom` for a quick local loop (CI runs all).
+pub fn run(args: &[String]) -> Result<(), String> {
+    let skip = |name: &str| args.iter().any(|arg| arg == &format!("--skip-{name}"));
+    setup::targets()?;
+
+    step("rustfmt", cargo().args(["fmt", "--all", "--check"]))?;
+    step(
+        "clippy (host, all targets, -D warnings)",
+        cargo().args([
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    step(
+        "docs (-D warnings)",
+        cargo()
+            .args(["doc", "--workspace", "--no-deps"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
+    )?;
+    step("host tests", cargo().args(["test", "--workspace"]))?;
+
+    if !skip("loom") {
+        step(
+            "loom models of the core's races",
+            cargo()
+                .args(["test", "-p", "aiopoll", "--release", "--test", "loom"])
+                .env("RUSTFLAGS", "--cfg loom")
+                .env("LOOM_MAX_PREEMPTIONS", "2")
+                .env("CARGO_TARGET_DIR", crate::shell::root().join("target/loom")),
+        )?;
+    }
+
+    if !skip("miri") {
+        setup::miri()?;
+        step(
+            "Miri: the core's host tests",
+            cargo_toolchain("nightly")
+                .args(["miri", "test", "-p", "aiopoll"])
+                .env("MIRIFLAGS", "-Zmiri-strict-provenance")
+                .env("PROPTEST_CASES", "8")
+                .env("CARGO_TARGET_DIR", crate::shell::root().join("target/miri")),
+        )?;
+    }
+
+    for target in setup::TARGETS {
+        let mut build = cargo();
+        build.args([
+            "build",
+            "-p",
+            "aiopoll",
+            "--target",
+            target,
+            "--features",
+            "defmt",
+        ]);
+        if target == "thumbv6m-none-eabi" {
+            // No compare-and-swap: atomics go through critical-section.
+            build.args(["--features", "critical-section"]);
+        }
+        step(&format!("build aiopoll for {target}"), &mut build)?;
+    }
+
+    println!("\nall checks passed");
+    Ok(())
+}
