@@ -1,0 +1,456 @@
+//! The contract of issue 2, one behaviour per test, single-threaded.
+
+mod support;
+
+use std::pin::pin;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use aiopoll::{
+    CancelError, Completion, Context, Events, Notify, Outcome, PollTable, Source, SpinLock,
+    SubmitError,
+};
+use support::{fail_next_try_locks, try_lock_failures_left, Device, FaultLock};
+
+fn reap_all<const N: usize, L: aiopoll::Locks, const W: usize, H: Notify>(
+    context: &Context<'_, N, L, W, H>,
+) -> Vec<Completion> {
+    let mut out = vec![Completion::EMPTY; N + 1];
+    let count = context.reap(&mut out);
+    out.truncate(count);
+    out
+}
+
+#[test]
+fn ready_at_once_completes_at_submit() {
+    let device = Device::new(1);
+    device.set_ready(Events::IN | Events::OUT);
+    let context = pin!(Context::<'_, 4>::new());
+    let handle = context.as_ref().submit(&device, Events::IN, 7).unwrap();
+    // Off the queue at once, and the handle is already finished.
+    assert!(device.queues[0].is_empty());
+    assert_eq!(context.cancel(handle), Err(CancelError::NotFound));
+    assert_eq!(
+        reap_all(&context),
+        [Completion {
+            user_data: 7,
+            outcome: Outcome::Ready(Events::IN)
+        }]
+    );
+    assert_eq!(context.stats().completed_at_submit, 1);
+    assert_eq!(context.in_use(), 0);
+}
+
+#[test]
+fn keyed_wakeup_completes_inline_with_key_and_requested() {
+    let device = Device::new(1);
+    let context = pin!(Context::<'_, 4>::new());
+    context.as_ref().submit(&device, Events::IN, 1).unwrap();
+    assert_eq!(device.queues[0].len(), 1);
+    assert_eq!(device.raise(Events::IN | Events::RDNORM | Events::OUT), 1);
+    assert!(device.queues[0].is_empty());
+    assert_eq!(context.completions(), 1);
+    assert_eq!(
+        reap_all(&context),
+        [Completion {
+            user_data: 1,
+            outcome: Outcome::Ready(Events::IN)
+        }]
+    );
+    assert_eq!(context.stats().completed_by_wakeup, 1);
+}
+
+#[test]
+fn keyed_wakeup_that_misses_leaves_the_request_waiting() {
+    let device = Device::new(1);
+    let context = pin!(Context::<'_, 4>::new());
+    context.as_ref().submit(&device, Events::IN, 1).unwrap();
+    assert_eq!(device.raise(Events::OUT), 0);
+    assert_eq!(device.queues[0].len(), 1);
+    assert!(reap_all(&context).is_empty());
+    device.raise(Events::IN);
+    assert_eq!(reap_all(&context).len(), 1);
+}
+
+#[test]
+fn err_and_hup_are_always_waited_for() {
+    let device = Device::new(1);
+    let context = pin!(Context::<'_, 4>::new());
+    context.as_ref().submit(&device, Events::PRI, 1).unwrap();
+    device.raise(Events::HUP);
+    assert_eq!(
+        reap_all(&context)[0].outcome,
+        Outcome::Ready(Events::HUP)
+    );
+    // A zero mask waits for ERR and HUP only: HUP is still up, so it
+    // completes at submit.
+    context.as_ref().submit(&device, Events::empty(), 2).unwrap();
+    assert_eq!(reap_all(&context)[0].outcome, Outcome::Ready(Events::HUP));
+    device.set_ready(Events::empty());
+    context.as_ref().submit(&device, Events::empty(), 2).unwrap();
+    device.raise(Events::IN);
+    assert!(reap_all(&context).is_empty());
+    device.raise(Events::ERR);
+    assert_eq!(reap_all(&context)[0].outcome, Outcome::Ready(Events::ERR));
+}
+
+#[test]
+fn unkeyed_wakeup_repolls_and_rearms_when_spurious() {
+    let device = Device::new(1);
+    let context = pin!(Context::<'_, 4>::new());
+    context.as_ref().submit(&device, Events::IN, 1).unwrap();
+    assert_eq!(device.queues[0].wake(Events::empty()), 1);
+    assert!(context.has_deferred_work());
+    // Nothing ready: spurious, stays armed on its queue.
+    assert_eq!(context.run_deferred(), 0);
+    assert_eq!(device.queues[0].len(), 1);
+    assert_eq!(context.stats().spurious, 1);
+    // Ready, unkeyed again: the deferred re-poll completes it.
+    device.set_ready(Events::IN | Events::OUT);
+    device.queues[0].wake(Events::empty());
+    assert_eq!(context.run_deferred(), 1);
+    assert_eq!(reap_all(&context)[0].outcome, Outcome::Ready(Events::IN));
+    assert_eq!(context.stats().completed_by_deferred_work, 1);
+}
+
+#[test]
+fn unknown_event_bits_are_a_typed_error_and_change_nothing() {
+    let device = Device::new(1);
+    let context = pin!(Context::<'_, 4>::new());
+    let error = context
+        .as_ref()
+        .submit(&device, Events::from_bits_retain(0x4001), 1)
+        .unwrap_err();
+    assert_eq!(error, SubmitError::UnknownEvents { unknown: 0x4000 });
+    assert!(error.to_string().contains("unknown bits 0x4000"));
+    assert!(device.queues[0].is_empty());
+    assert_eq!(context.in_use(), 0);
+}
+
+#[test]
+fn a_full_context_is_busy_and_changes_nothing() {
+    let device = Device::new(1);
+    let context = pin!(Context::<'_, 2>::new());
+    context.as_ref().submit(&device, Events::IN, 1).unwrap();
+    context.as_ref().submit(&device, Events::IN, 2).unwrap();
+    assert_eq!(
+        context.as_ref().submit(&device, Events::IN, 3),
+        Err(SubmitError::Busy)
+    );
+    assert_eq!(device.queues[0].len(), 2);
+    // Completed but unreaped still holds the slot: the completion has room.
+    device.raise(Events::IN);
+    assert_eq!(
+        context.as_ref().submit(&device, Events::IN, 3),
+        Err(SubmitError::Busy)
+    );
+    assert_eq!(reap_all(&context).len(), 2);
+    context.as_ref().submit(&device, Events::IN, 3).unwrap();
+}
+
+#[test]
+fn a_source_without_queues_completes_at_once_or_is_not_pollable() {
+    let device = Device::new(0);
+    let context = pin!(Context::<'_, 2>::new());
+    assert_eq!(
+        context.as_ref().submit(&device, Events::IN, 1),
+        Err(SubmitError::NotPollable)
+    );
+    assert_eq!(context.in_use(), 0);
+    device.set_ready(Events::IN);
+    context.as_ref().submit(&device, Events::IN, 1).unwrap();
+    assert_eq!(reap_all(&context)[0].outcome, Outcome::Ready(Events::IN));
+    assert_eq!(
+        context.as_ref().submit(&device, Events::PRI, 1),
+        Err(SubmitError::NotPollable)
+    );
+}
+
+#[test]
+fn more_queues_than_the_limit_fails_and_leaves_nothing_queued() {
+    let device = Device::new(3);
+    let context = pin!(Context::<'_, 2>::new());
+    assert_eq!(
+        context.as_ref().submit(&device, Events::IN, 1),
+        Err(SubmitError::TooManyQueues { limit: 2 })
+    );
+    assert!(device.queues.iter().all(|queue| queue.is_empty()));
+    assert_eq!(context.in_use(), 0);
+    // Even when ready: the registration error wins, as in aio.
+    device.set_ready(Events::IN);
+    assert!(context.as_ref().submit(&device, Events::IN, 1).is_err());
+    assert!(reap_all(&context).is_empty());
+}
+
+#[test]
+fn a_request_on_two_queues_completes_once_and_leaves_both() {
+    let device = Device::new(2);
+    let context = pin!(Context::<'_, 2>::new());
+    context.as_ref().submit(&device, Events::IN, 9).unwrap();
+    assert_eq!(device.queues[0].len(), 1);
+    assert_eq!(device.queues[1].len(), 1);
+    device.set_ready(Events::IN);
+    // Two queue locks never nest: the wakeup defers ...
+    device.queues[1].wake(Events::IN);
+    device.queues[0].wake(Events::IN);
+    // ... and the deferred work completes it once.
+    let completions = reap_all(&context);
+    assert_eq!(completions.len(), 1);
+    assert_eq!(completions[0].outcome, Outcome::Ready(Events::IN));
+    assert!(device.queues.iter().all(|queue| queue.is_empty()));
+    device.queues[0].wake(Events::IN);
+    assert!(reap_all(&context).is_empty());
+}
+
+/// Registers on the same queue twice.
+struct Stutter(Device);
+
+impl Source for Stutter {
+    fn poll<'s>(&'s self, table: &mut PollTable<'_, 's, SpinLock>) -> Events {
+        table.wait(&self.0.queues[0]);
+        table.wait(&self.0.queues[0]);
+        Events::empty()
+    }
+}
+
+#[test]
+fn registering_twice_on_one_queue_is_once() {
+    let source = Stutter(Device::new(1));
+    let context = pin!(Context::<'_, 2, aiopoll::SpinLocks, 1>::new());
+    context.as_ref().submit(&source, Events::IN, 1).unwrap();
+    assert_eq!(source.0.queues[0].len(), 1);
+    source.0.queues[0].wake(Events::IN);
+    assert_eq!(reap_all(&context).len(), 1);
+}
+
+#[test]
+fn cancel_reports_in_progress_then_the_request_completes_cancelled() {
+    let device = Device::new(1);
+    let context = pin!(Context::<'_, 2>::new());
+    let handle = context.as_ref().submit(&device, Events::IN, 5).unwrap();
+    assert_eq!(context.cancel(handle), Ok(aiopoll::InProgress));
+    assert!(device.queues[0].is_empty());
+    // Double cancel: not found.
+    assert_eq!(context.cancel(handle), Err(CancelError::NotFound));
+    device.raise(Events::IN);
+    assert_eq!(
+        reap_all(&context),
+        [Completion {
+            user_data: 5,
+            outcome: Outcome::Cancelled
+        }]
+    );
+    assert_eq!(context.cancel(handle), Err(CancelError::NotFound));
+}
+
+#[test]
+fn a_stale_handle_never_reaches_a_reused_slot() {
+    let device = Device::new(1);
+    let context = pin!(Context::<'_, 1>::new());
+    let old = context.as_ref().submit(&device, Events::IN, 1).unwrap();
+    device.raise(Events::IN);
+    reap_all(&context);
+    device.set_ready(Events::empty());
+    let new = context.as_ref().submit(&device, Events::IN, 2).unwrap();
+    assert_eq!(old.slot(), new.slot());
+    assert_ne!(old.generation(), new.generation());
+    assert_eq!(context.cancel(old), Err(CancelError::NotFound));
+    assert_eq!(context.cancel(new), Ok(aiopoll::InProgress));
+}
+
+#[test]
+fn a_handle_from_another_context_is_not_found() {
+    let device = Device::new(1);
+    let first = pin!(Context::<'_, 2>::new());
+    let second = pin!(Context::<'_, 2>::new());
+    let handle = first.as_ref().submit(&device, Events::IN, 1).unwrap();
+    second.as_ref().submit(&device, Events::IN, 2).unwrap();
+    assert_eq!(second.cancel(handle), Err(CancelError::NotFound));
+    assert_eq!(device.queues[0].len(), 2);
+    // One wake, two contexts: each completes its own request once.
+    device.raise(Events::IN);
+    assert_eq!(reap_all(&first)[0].user_data, 1);
+    assert_eq!(reap_all(&second)[0].user_data, 2);
+}
+
+#[test]
+fn completions_come_out_oldest_first_and_reap_takes_at_most_the_slice() {
+    let device = Device::new(1);
+    let context = pin!(Context::<'_, 4>::new());
+    device.set_ready(Events::IN);
+    for user_data in 0..4 {
+        context.as_ref().submit(&device, Events::IN, user_data).unwrap();
+    }
+    assert_eq!(context.reap(&mut []), 0);
+    let mut two = [Completion::EMPTY; 2];
+    assert_eq!(context.reap(&mut two), 2);
+    assert_eq!([two[0].user_data, two[1].user_data], [0, 1]);
+    assert_eq!(context.reap(&mut two), 2);
+    assert_eq!([two[0].user_data, two[1].user_data], [2, 3]);
+    assert_eq!(context.reap(&mut two), 0);
+}
+
+#[test]
+fn fan_out_wakes_every_waiter() {
+    let device = Device::new(1);
+    let context = pin!(Context::<'_, 64>::new());
+    for user_data in 0..64 {
+        context.as_ref().submit(&device, Events::IN, user_data).unwrap();
+    }
+    assert_eq!(device.raise(Events::IN), 64);
+    let mut seen: Vec<u64> = reap_all(&context).iter().map(|c| c.user_data).collect();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..64).collect::<Vec<_>>());
+}
+
+#[test]
+fn closing_a_queue_completes_its_requests_with_source_gone() {
+    let device = Device::new(1);
+    let context = pin!(Context::<'_, 4>::new());
+    let handle = context.as_ref().submit(&device, Events::IN, 1).unwrap();
+    assert_eq!(device.queues[0].close(), 1);
+    assert!(device.queues[0].is_closed());
+    assert_eq!(context.cancel(handle), Err(CancelError::NotFound));
+    assert_eq!(reap_all(&context)[0].outcome, Outcome::SourceGone);
+    // Closing twice is harmless; registering on a closed queue completes
+    // at submit with SourceGone.
+    assert_eq!(device.queues[0].close(), 0);
+    context.as_ref().submit(&device, Events::IN, 2).unwrap();
+    assert_eq!(reap_all(&context)[0].outcome, Outcome::SourceGone);
+}
+
+#[test]
+fn closing_one_of_two_queues_completes_once_with_source_gone() {
+    let device = Device::new(2);
+    let context = pin!(Context::<'_, 4>::new());
+    context.as_ref().submit(&device, Events::IN, 1).unwrap();
+    device.queues[1].close();
+    assert!(device.queues[0].is_empty() || context.has_deferred_work());
+    let completions = reap_all(&context);
+    assert_eq!(completions.len(), 1);
+    assert_eq!(completions[0].outcome, Outcome::SourceGone);
+    assert!(device.queues[0].is_empty());
+}
+
+#[test]
+fn dropping_a_context_detaches_its_requests_from_their_queues() {
+    let device = Device::new(2);
+    {
+        let context = pin!(Context::<'_, 4>::new());
+        context.as_ref().submit(&device, Events::IN, 1).unwrap();
+        context.as_ref().submit(&device, Events::OUT, 2).unwrap();
+        assert_eq!(device.queues[0].len(), 2);
+    }
+    assert!(device.queues.iter().all(|queue| queue.is_empty()));
+    assert_eq!(device.raise(Events::IN), 0);
+}
+
+#[test]
+fn dropping_a_queue_with_requests_completes_them_with_source_gone() {
+    // The safe API borrows every queue for the context's lifetime, so a
+    // queue can only be dropped early under `submit_unchecked`'s contract.
+    let context = pin!(Context::<'_, 2>::new());
+    let device = Box::new(Device::new(1));
+    // SAFETY: the device stays alive until its request is reaped below; its
+    // queue is dropped first, and dropping a queue closes it.
+    unsafe {
+        context
+            .as_ref()
+            .submit_unchecked(&*device, Events::IN, 3)
+            .unwrap()
+    };
+    let [queue, ..] = &device.queues;
+    queue.close();
+    drop(device);
+    assert_eq!(
+        reap_all(&context),
+        [Completion {
+            user_data: 3,
+            outcome: Outcome::SourceGone
+        }]
+    );
+}
+
+/// Counts the hooks' calls.
+#[derive(Default)]
+struct Counting {
+    deferred: AtomicU32,
+    completed: AtomicU32,
+}
+
+impl Notify for Counting {
+    fn deferred_work(&self) {
+        self.deferred.fetch_add(1, Ordering::Relaxed);
+    }
+    fn completed(&self) {
+        self.completed.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn a_failed_try_lock_defers_and_the_deferred_work_completes_exactly_once() {
+    let device: Device<FaultLock> = Device::new(1);
+    let context = pin!(Context::<'_, 2, (FaultLock, FaultLock), 2, Counting>::with_hooks(
+        Counting::default()
+    ));
+    context.as_ref().submit(&device, Events::IN, 1).unwrap();
+    fail_next_try_locks(1);
+    assert_eq!(device.raise(Events::IN), 1);
+    assert_eq!(try_lock_failures_left(), 0);
+    assert_eq!(context.completions(), 0);
+    assert_eq!(context.hooks().deferred.load(Ordering::Relaxed), 1);
+    // A second wakeup before the work runs: scheduled once, completes once.
+    fail_next_try_locks(1);
+    device.raise(Events::IN);
+    assert_eq!(context.hooks().deferred.load(Ordering::Relaxed), 1);
+    assert_eq!(context.run_deferred(), 1);
+    assert_eq!(context.run_deferred(), 0);
+    let stats = context.stats();
+    assert_eq!((stats.deferrals, stats.completed_by_deferred_work), (2, 1));
+    assert_eq!(context.hooks().completed.load(Ordering::Relaxed), 1);
+    assert_eq!(reap_all(&context).len(), 1);
+}
+
+#[test]
+fn a_failed_try_lock_then_cancel_completes_cancelled_once() {
+    let device: Device<FaultLock> = Device::new(1);
+    let context = pin!(Context::<'_, 2, (FaultLock, FaultLock)>::new());
+    let handle = context.as_ref().submit(&device, Events::IN, 1).unwrap();
+    fail_next_try_locks(1);
+    device.raise(Events::IN);
+    assert!(context.has_deferred_work());
+    assert_eq!(context.cancel(handle), Ok(aiopoll::InProgress));
+    // The deferred work finds the request finished and does nothing.
+    assert_eq!(context.run_deferred(), 0);
+    assert_eq!(
+        reap_all(&context),
+        [Completion {
+            user_data: 1,
+            outcome: Outcome::Cancelled
+        }]
+    );
+    assert_eq!(context.in_use(), 0);
+}
+
+#[test]
+fn a_failed_try_lock_during_close_completes_source_gone_once() {
+    let device: Device<FaultLock> = Device::new(1);
+    let context = pin!(Context::<'_, 2, (FaultLock, FaultLock)>::new());
+    let handle = context.as_ref().submit(&device, Events::IN, 1).unwrap();
+    fail_next_try_locks(1);
+    device.queues[0].close();
+    // POLLFREE: the entry left the queue even though the completion waits.
+    assert!(device.queues[0].is_empty());
+    device.set_ready(Events::IN);
+    assert_eq!(context.cancel(handle), Ok(aiopoll::InProgress));
+    assert_eq!(reap_all(&context)[0].outcome, Outcome::Cancelled);
+}
+
+#[test]
+fn reap_runs_the_deferred_work_so_nothing_is_stranded() {
+    let device: Device<FaultLock> = Device::new(1);
+    let context = pin!(Context::<'_, 2, (FaultLock, FaultLock)>::new());
+    context.as_ref().submit(&device, Events::IN, 1).unwrap();
+    fail_next_try_locks(1);
+    device.raise(Events::IN);
+    assert_eq!(reap_all(&context).len(), 1);
+}

@@ -1,0 +1,103 @@
+//! Sources and locks shared by the core's host tests.
+#![allow(dead_code)]
+
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+
+use aiopoll::lock_api::{GuardSend, RawMutex};
+use aiopoll::{Events, PollTable, Source, SpinLock, WaitQueue};
+
+/// A device with readiness bits and up to three wait queues; `poll`
+/// registers on the first `queues_used` of them.
+pub struct Device<Q: RawMutex = SpinLock> {
+    pub ready: AtomicU16,
+    pub queues: [WaitQueue<Q>; 3],
+    pub queues_used: usize,
+}
+
+impl<Q: RawMutex> Device<Q> {
+    pub fn new(queues_used: usize) -> Self {
+        Device {
+            ready: AtomicU16::new(0),
+            queues: [WaitQueue::new(), WaitQueue::new(), WaitQueue::new()],
+            queues_used,
+        }
+    }
+
+    pub fn set_ready(&self, events: Events) {
+        self.ready.store(events.bits(), Ordering::Release);
+    }
+
+    /// State change, then keyed wakeup on queue 0 (the right order).
+    pub fn raise(&self, events: Events) -> usize {
+        self.ready.fetch_or(events.bits(), Ordering::Release);
+        self.queues[0].wake(events)
+    }
+}
+
+impl<Q: RawMutex + Send + Sync> Source<Q> for Device<Q> {
+    fn poll<'s>(&'s self, table: &mut PollTable<'_, 's, Q>) -> Events {
+        for queue in &self.queues[..self.queues_used] {
+            table.wait(queue);
+        }
+        Events::from_bits_truncate(self.ready.load(Ordering::Acquire))
+    }
+}
+
+thread_local! {
+    /// How many of this thread's next `FaultLock::try_lock` calls fail.
+    static FAIL_TRY_LOCKS: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Makes the next `count` `try_lock` calls of a [`FaultLock`] on this thread
+/// fail, so the deferred paths run deterministically.
+pub fn fail_next_try_locks(count: u32) {
+    FAIL_TRY_LOCKS.with(|fails| fails.set(count));
+}
+
+/// How many scheduled failures are left.
+pub fn try_lock_failures_left() -> u32 {
+    FAIL_TRY_LOCKS.with(Cell::get)
+}
+
+/// A spin lock whose `try_lock` fails on a schedule the test controls
+/// (fault injection: every deferred path, on demand).
+pub struct FaultLock(AtomicBool);
+
+// SAFETY: a test-and-set lock: `lock` returns only after it set the flag
+// from false, `unlock` clears it; `try_lock` fails spuriously only when the
+// schedule says so, which the contract allows (it may fail at any time).
+unsafe impl RawMutex for FaultLock {
+    #[allow(clippy::declare_interior_mutable_const)]
+    const INIT: Self = FaultLock(AtomicBool::new(false));
+    type GuardMarker = GuardSend;
+
+    fn lock(&self) {
+        while self
+            .0
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            std::hint::spin_loop();
+        }
+    }
+
+    fn try_lock(&self) -> bool {
+        let fail = FAIL_TRY_LOCKS.with(|fails| {
+            let left = fails.get();
+            if left > 0 {
+                fails.set(left - 1);
+            }
+            left > 0
+        });
+        !fail
+            && self
+                .0
+                .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+    }
+
+    unsafe fn unlock(&self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
