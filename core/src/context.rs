@@ -497,6 +497,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
             context: this,
             slot: slot as u16,
             events,
+            queues: [core::ptr::null_mut(); W],
             registered: 0,
             overflow: false,
             closed: false,
@@ -752,7 +753,10 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         let previous = self.words[slot].fetch_or(PENDING | extra, Ordering::AcqRel);
         self.deferrals.fetch_add(1, Ordering::Relaxed);
         if previous & PENDING == 0 {
-            self.deferred.store(true, Ordering::Release);
+            // A read-modify-write, like the runner's swap: loom 0.7 lets a
+            // plain store be lost against a concurrent swap (see the
+            // `loom_store_vs_swap` note in tests/loom.rs).
+            self.deferred.swap(true, Ordering::AcqRel);
             self.hooks.deferred_work();
         }
     }
@@ -869,7 +873,10 @@ struct Registration<'c, 's, const N: usize, L: Locks, const W: usize, H: Notify>
     context: &'c Context<'s, N, L, W, H>,
     slot: u16,
     events: Events,
-    /// Entries used so far (including ones a concurrent close detached).
+    /// The distinct queues registered so far, linked or found closed; the
+    /// entry of the same index is linked on the queue unless it was closed.
+    queues: [*mut (); W],
+    /// How many of `queues` are in use.
     registered: usize,
     /// The source asked for more than `W` queues.
     overflow: bool,
@@ -881,29 +888,26 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Registrar<'s, L::Q
     for Registration<'_, 's, N, L, W, H>
 {
     fn register(&mut self, queue: &'s WaitQueue<L::Queue>) {
-        let entries = &self.context.entries[usize::from(self.slot)];
         let erased = queue as *const WaitQueue<L::Queue> as *mut ();
         // Registering twice on one queue is once (io_uring's double poll
         // does the same).
-        if entries[..self.registered]
-            .iter()
-            .any(|entry| entry.queue() == erased)
-        {
+        if self.queues[..self.registered].contains(&erased) {
             return;
         }
-        let Some(entry) = entries.get(self.registered) else {
+        let index = self.registered;
+        let Some(entry) = self.context.entries[usize::from(self.slot)].get(index) else {
             self.overflow = true;
             return;
         };
-        // SAFETY: the entry is unused (index `registered` was never linked
-        // during this submit, and a Free slot has no linked entry); we hold
-        // the context lock; the queue lives for `'s`, and the context detaches
-        // the entry before either goes.
+        self.queues[index] = erased;
+        self.registered += 1;
+        // SAFETY: the entry is unused (each index is used once per submit,
+        // and a Free slot has no linked entry); we hold the context lock; the
+        // queue lives for `'s`, and the context detaches the entry before
+        // either goes.
         let attached =
             unsafe { queue.attach(entry, self.context.header(), self.slot, self.events) };
-        if attached {
-            self.registered += 1;
-        } else {
+        if !attached {
             self.closed = true;
         }
     }
@@ -939,7 +943,7 @@ struct RaiseDeferredOnUnwind<'a> {
 impl Drop for RaiseDeferredOnUnwind<'_> {
     fn drop(&mut self) {
         if self.armed {
-            self.deferred.store(true, Ordering::Release);
+            self.deferred.swap(true, Ordering::AcqRel);
         }
     }
 }

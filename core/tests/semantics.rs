@@ -77,16 +77,19 @@ fn err_and_hup_are_always_waited_for() {
     let context = pin!(Context::<'_, 4>::new());
     context.as_ref().submit(&device, Events::PRI, 1).unwrap();
     device.raise(Events::HUP);
-    assert_eq!(
-        reap_all(&context)[0].outcome,
-        Outcome::Ready(Events::HUP)
-    );
+    assert_eq!(reap_all(&context)[0].outcome, Outcome::Ready(Events::HUP));
     // A zero mask waits for ERR and HUP only: HUP is still up, so it
     // completes at submit.
-    context.as_ref().submit(&device, Events::empty(), 2).unwrap();
+    context
+        .as_ref()
+        .submit(&device, Events::empty(), 2)
+        .unwrap();
     assert_eq!(reap_all(&context)[0].outcome, Outcome::Ready(Events::HUP));
     device.set_ready(Events::empty());
-    context.as_ref().submit(&device, Events::empty(), 2).unwrap();
+    context
+        .as_ref()
+        .submit(&device, Events::empty(), 2)
+        .unwrap();
     device.raise(Events::IN);
     assert!(reap_all(&context).is_empty());
     device.raise(Events::ERR);
@@ -278,7 +281,10 @@ fn completions_come_out_oldest_first_and_reap_takes_at_most_the_slice() {
     let context = pin!(Context::<'_, 4>::new());
     device.set_ready(Events::IN);
     for user_data in 0..4 {
-        context.as_ref().submit(&device, Events::IN, user_data).unwrap();
+        context
+            .as_ref()
+            .submit(&device, Events::IN, user_data)
+            .unwrap();
     }
     assert_eq!(context.reap(&mut []), 0);
     let mut two = [Completion::EMPTY; 2];
@@ -294,7 +300,10 @@ fn fan_out_wakes_every_waiter() {
     let device = Device::new(1);
     let context = pin!(Context::<'_, 64>::new());
     for user_data in 0..64 {
-        context.as_ref().submit(&device, Events::IN, user_data).unwrap();
+        context
+            .as_ref()
+            .submit(&device, Events::IN, user_data)
+            .unwrap();
     }
     assert_eq!(device.raise(Events::IN), 64);
     let mut seen: Vec<u64> = reap_all(&context).iter().map(|c| c.user_data).collect();
@@ -389,9 +398,9 @@ impl Notify for Counting {
 #[test]
 fn a_failed_try_lock_defers_and_the_deferred_work_completes_exactly_once() {
     let device: Device<FaultLock> = Device::new(1);
-    let context = pin!(Context::<'_, 2, (FaultLock, FaultLock), 2, Counting>::with_hooks(
-        Counting::default()
-    ));
+    let context = pin!(
+        Context::<'_, 2, (FaultLock, FaultLock), 2, Counting>::with_hooks(Counting::default())
+    );
     context.as_ref().submit(&device, Events::IN, 1).unwrap();
     fail_next_try_locks(1);
     assert_eq!(device.raise(Events::IN), 1);

@@ -1,0 +1,327 @@
+//! Loom models of the races in the seed mail and in `kernel-poll.md`, one
+//! named test per race. Each asserts exactly-once completion and that no slot
+//! or wait entry leaks.
+//!
+//! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p aiopoll
+//! --release --test loom` (what `cargo xtask test` does).
+#![cfg(loom)]
+
+use std::pin::Pin;
+use std::sync::OnceLock;
+
+use aiopoll::lock_api::{GuardSend, RawMutex};
+use aiopoll::{CancelError, Completion, Context, Events, Outcome, PollTable, Source, WaitQueue};
+use loom::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use loom::thread;
+
+/// A test-and-set lock on a loom atomic, so loom sees every acquire and
+/// release. `RawMutex::INIT` must be a constant and loom's atomics are not,
+/// so the atomic is made on first use, inside the model.
+struct LoomLock(OnceLock<AtomicBool>);
+
+impl LoomLock {
+    fn flag(&self) -> &AtomicBool {
+        self.0.get_or_init(|| AtomicBool::new(false))
+    }
+}
+
+// SAFETY: `lock` returns only after setting the flag from false with
+// Acquire; `unlock` clears it with Release; `try_lock` is one such attempt.
+unsafe impl RawMutex for LoomLock {
+    #[allow(clippy::declare_interior_mutable_const)]
+    const INIT: Self = LoomLock(OnceLock::new());
+    type GuardMarker = GuardSend;
+
+    fn lock(&self) {
+        while !self.try_lock() {
+            thread::yield_now();
+        }
+    }
+
+    fn try_lock(&self) -> bool {
+        self.flag()
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    }
+
+    unsafe fn unlock(&self) {
+        self.flag().store(false, Ordering::Release);
+    }
+}
+
+type Locks = (LoomLock, LoomLock);
+type Ctx = Context<'static, 2, Locks, 2>;
+
+struct Device {
+    ready: AtomicU16,
+    queues: [WaitQueue<LoomLock>; 2],
+    queues_used: usize,
+}
+
+impl Device {
+    fn new(queues_used: usize) -> &'static Device {
+        let device = Box::leak(Box::new(Device {
+            ready: AtomicU16::new(0),
+            queues: [WaitQueue::new(), WaitQueue::new()],
+            queues_used,
+        }));
+        // Make the locks' loom atomics now, before any thread is spawned.
+        assert!(device.idle());
+        device
+    }
+
+    /// The right order for a source: change the state, then wake.
+    fn raise(&self, queue: usize, events: Events) {
+        self.ready.fetch_or(events.bits(), Ordering::Release);
+        self.queues[queue].wake(events);
+    }
+
+    fn set_ready(&self, events: Events) {
+        self.ready.store(events.bits(), Ordering::Release);
+    }
+
+    fn idle(&self) -> bool {
+        self.queues.iter().all(|queue| queue.is_empty())
+    }
+}
+
+impl Source<LoomLock> for Device {
+    fn poll<'s>(&'s self, table: &mut PollTable<'_, 's, LoomLock>) -> Events {
+        for queue in &self.queues[..self.queues_used] {
+            table.wait(queue);
+        }
+        Events::from_bits_truncate(self.ready.load(Ordering::Acquire))
+    }
+}
+
+/// `loom::model` with room for the spinning in the locks (the default
+/// branch limit of 1,000 is too small for three threads that spin). The
+/// preemption bound comes from `LOOM_MAX_PREEMPTIONS`.
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    builder.max_branches = 100_000;
+    builder.check(f);
+}
+
+fn context() -> Pin<&'static Ctx> {
+    let context = Box::leak(Box::new(Ctx::new()));
+    // Make the lock's loom atomic now, before any thread is spawned.
+    assert_eq!(context.in_use(), 0);
+    Pin::static_ref(context)
+}
+
+fn reap_all(context: &Ctx) -> Vec<Completion> {
+    let mut out = vec![Completion::EMPTY; 2];
+    let count = context.reap(&mut out);
+    out.truncate(count);
+    out
+}
+
+/// Exactly one completion with user data 1, every slot free, nothing queued.
+fn exactly_once(device: &Device, context: &Ctx, mut seen: Vec<Completion>) -> Outcome {
+    let deferred_before = context.has_deferred_work();
+    seen.extend(reap_all(context));
+    assert!(
+        seen.len() == 1 || !deferred_before,
+        "deferred work pending but nothing completed"
+    );
+    assert_eq!(
+        seen.len(),
+        1,
+        "completions: {seen:?}, stats: {:?}, queued: {}, ready: {}, deferred: {}",
+        context.stats(),
+        device.queues[0].len(),
+        device.ready.load(Ordering::Relaxed),
+        context.has_deferred_work()
+    );
+    assert_eq!(seen[0].user_data, 1);
+    assert_eq!(context.in_use(), 0, "a slot leaked");
+    assert!(device.idle(), "a wait entry stayed queued");
+    seen[0].outcome
+}
+
+/// Scenario 1: the wakeup fires while `poll` is still running.
+#[test]
+fn wakeup_fires_before_poll_returns() {
+    model(|| {
+        let device = Device::new(1);
+        let context = context();
+        let waker = thread::spawn(move || device.raise(0, Events::IN));
+        context.submit(device, Events::IN, 1).unwrap();
+        waker.join().unwrap();
+        let outcome = exactly_once(device, &context, Vec::new());
+        assert_eq!(outcome, Outcome::Ready(Events::IN));
+    });
+}
+
+/// Scenarios 2 and 3: a wakeup on queue A while `poll` registers on queue B.
+#[test]
+fn wakeup_on_queue_a_while_registering_on_queue_b() {
+    model(|| {
+        let device = Device::new(2);
+        let context = context();
+        let waker = thread::spawn(move || device.raise(0, Events::IN));
+        context.submit(device, Events::IN, 1).unwrap();
+        waker.join().unwrap();
+        let outcome = exactly_once(device, &context, Vec::new());
+        assert_eq!(outcome, Outcome::Ready(Events::IN));
+    });
+}
+
+/// Scenario 4: cancel and wakeup at the same time.
+#[test]
+fn cancel_vs_wakeup() {
+    model(|| {
+        let device = Device::new(1);
+        let context = context();
+        let handle = context.submit(device, Events::IN, 1).unwrap();
+        let waker = thread::spawn(move || device.raise(0, Events::IN));
+        let cancelled = context.cancel(handle);
+        waker.join().unwrap();
+        let outcome = exactly_once(device, &context, Vec::new());
+        match cancelled {
+            Ok(_) => assert_eq!(outcome, Outcome::Cancelled),
+            Err(CancelError::NotFound) => assert_eq!(outcome, Outcome::Ready(Events::IN)),
+        }
+    });
+}
+
+/// Scenario 5: cancel while the deferred work of an earlier wakeup runs.
+#[test]
+fn cancel_while_deferred_work_runs() {
+    model(|| {
+        let device = Device::new(1);
+        let context = context();
+        let handle = context.submit(device, Events::IN, 1).unwrap();
+        device.set_ready(Events::IN);
+        device.queues[0].wake(Events::empty()); // unkeyed: deferred
+        let worker = thread::spawn(move || context.run_deferred());
+        let cancelled = context.cancel(handle);
+        worker.join().unwrap();
+        let outcome = exactly_once(device, &context, Vec::new());
+        match cancelled {
+            Ok(_) => assert_eq!(outcome, Outcome::Cancelled),
+            Err(_) => assert_eq!(outcome, Outcome::Ready(Events::IN)),
+        }
+    });
+}
+
+/// Scenario 5: the wakeup's try-lock fails (a reaper holds the context
+/// lock), then cancel arrives before the deferred work runs.
+#[test]
+fn try_lock_failure_then_cancel() {
+    model(|| {
+        let device = Device::new(1);
+        let context = context();
+        let handle = context.submit(device, Events::IN, 1).unwrap();
+        let reaper = thread::spawn(move || reap_all(&context));
+        device.raise(0, Events::IN);
+        let seen = reaper.join().unwrap();
+        let cancelled = context.cancel(handle);
+        let outcome = exactly_once(device, &context, seen);
+        match cancelled {
+            Ok(_) => assert_eq!(outcome, Outcome::Cancelled),
+            Err(_) => assert_eq!(outcome, Outcome::Ready(Events::IN)),
+        }
+    });
+}
+
+/// Scenario 8: the queue is torn down while a wakeup and a cancel race.
+#[test]
+fn teardown_vs_wakeup_vs_cancel() {
+    model(|| {
+        let device = Device::new(1);
+        let context = context();
+        let handle = context.submit(device, Events::IN, 1).unwrap();
+        let closer = thread::spawn(move || device.queues[0].close());
+        let waker = thread::spawn(move || device.raise(0, Events::IN));
+        let cancelled = context.cancel(handle);
+        closer.join().unwrap();
+        waker.join().unwrap();
+        let outcome = exactly_once(device, &context, Vec::new());
+        match cancelled {
+            Ok(_) => assert_eq!(outcome, Outcome::Cancelled),
+            Err(_) => assert!(matches!(
+                outcome,
+                Outcome::Ready(Events::IN) | Outcome::SourceGone
+            )),
+        }
+    });
+}
+
+/// Scenario 8: the queue closes while deferred work re-polls.
+#[test]
+fn close_during_deferred_work() {
+    model(|| {
+        let device = Device::new(1);
+        let context = context();
+        context.submit(device, Events::IN, 1).unwrap();
+        device.queues[0].wake(Events::empty());
+        let worker = thread::spawn(move || context.run_deferred());
+        device.queues[0].close();
+        worker.join().unwrap();
+        assert_eq!(
+            exactly_once(device, &context, Vec::new()),
+            Outcome::SourceGone
+        );
+    });
+}
+
+/// Scenario 11 (Linux bug 2): a wakeup between the deferred re-poll that
+/// finds nothing and the decision to stay armed must not be lost.
+#[test]
+fn wakeup_between_repoll_and_rearm() {
+    model(|| {
+        let device = Device::new(1);
+        let context = context();
+        context.submit(device, Events::IN, 1).unwrap();
+        device.queues[0].wake(Events::empty()); // spurious so far
+        let worker = thread::spawn(move || context.run_deferred());
+        device.raise(0, Events::IN);
+        worker.join().unwrap();
+        assert_eq!(
+            exactly_once(device, &context, Vec::new()),
+            Outcome::Ready(Events::IN)
+        );
+    });
+}
+
+/// Submit, wake and reap on three threads.
+#[test]
+fn submit_wake_and_reap_on_three_threads() {
+    model(|| {
+        let device = Device::new(1);
+        let context = context();
+        let submitter = thread::spawn(move || context.submit(device, Events::IN, 1).unwrap());
+        let waker = thread::spawn(move || device.raise(0, Events::IN));
+        let seen = reap_all(&context);
+        submitter.join().unwrap();
+        waker.join().unwrap();
+        assert_eq!(
+            exactly_once(device, &context, seen),
+            Outcome::Ready(Events::IN)
+        );
+    });
+}
+
+/// Scenario 9: the context goes while a wakeup runs on its queue.
+#[test]
+fn context_drop_vs_wakeup() {
+    model(|| {
+        let device = Device::new(1);
+        let context = Box::pin(Ctx::new());
+        assert_eq!(context.in_use(), 0);
+        context.as_ref().submit(device, Events::IN, 1).unwrap();
+        let waker = thread::spawn(move || device.raise(0, Events::IN));
+        drop(context);
+        waker.join().unwrap();
+        assert!(device.idle());
+    });
+}
+
+// `loom_store_vs_swap`: with a plain `store(true)` racing a `swap(false)`,
+// loom 0.7 explores an execution where the swap reads the old `false` and
+// the store is nonetheless overwritten, which C11 forbids (the store and the
+// swap are totally ordered in the flag's modification order). Seen here as
+// `submit_wake_and_reap_on_three_threads` losing the deferred flag. The core
+// sets the flag with a swap, which loom models exactly.
