@@ -2,7 +2,7 @@
 //! named test per race. Each asserts exactly-once completion and that no slot
 //! or wait entry leaks.
 //!
-//! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=2 cargo test -p aiopoll
+//! Run: `RUSTFLAGS="--cfg loom" LOOM_MAX_PREEMPTIONS=6 cargo test -p aiopoll
 //! --release --test loom` (what `cargo xtask test` does).
 #![cfg(loom)]
 
@@ -11,41 +11,49 @@ use std::sync::OnceLock;
 
 use aiopoll::lock_api::{GuardSend, RawMutex};
 use aiopoll::{CancelError, Completion, Context, Events, Outcome, PollTable, Source, WaitQueue};
-use loom::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use loom::sync::atomic::{AtomicU16, Ordering};
+use loom::sync::{Condvar, Mutex};
 use loom::thread;
 
-/// A test-and-set lock on a loom atomic, so loom sees every acquire and
-/// release. `RawMutex::INIT` must be a constant and loom's atomics are not,
-/// so the atomic is made on first use, inside the model.
-struct LoomLock(OnceLock<AtomicBool>);
+/// A lock built from loom's mutex and condition variable, so loom sees every
+/// acquire and release and a waiting thread blocks instead of spinning (a
+/// spinning lock multiplies the interleavings of three-thread models beyond
+/// reach). `RawMutex::INIT` must be a constant and loom's primitives are not,
+/// so they are made on first use, inside the model.
+struct LoomLock(OnceLock<(Mutex<bool>, Condvar)>);
 
 impl LoomLock {
-    fn flag(&self) -> &AtomicBool {
-        self.0.get_or_init(|| AtomicBool::new(false))
+    fn parts(&self) -> &(Mutex<bool>, Condvar) {
+        self.0.get_or_init(|| (Mutex::new(false), Condvar::new()))
     }
 }
 
-// SAFETY: `lock` returns only after setting the flag from false with
-// Acquire; `unlock` clears it with Release; `try_lock` is one such attempt.
+// SAFETY: the `bool` under loom's mutex is the lock's state: `lock` returns
+// only after setting it from false, `unlock` clears it, `try_lock` sets it
+// only if it was clear. Loom's mutex orders these like Acquire/Release.
 unsafe impl RawMutex for LoomLock {
     #[allow(clippy::declare_interior_mutable_const)]
     const INIT: Self = LoomLock(OnceLock::new());
     type GuardMarker = GuardSend;
 
     fn lock(&self) {
-        while !self.try_lock() {
-            thread::yield_now();
+        let (mutex, condvar) = self.parts();
+        let mut held = mutex.lock().unwrap();
+        while *held {
+            held = condvar.wait(held).unwrap();
         }
+        *held = true;
     }
 
     fn try_lock(&self) -> bool {
-        self.flag()
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
+        let mut held = self.parts().0.lock().unwrap();
+        !std::mem::replace(&mut *held, true)
     }
 
     unsafe fn unlock(&self) {
-        self.flag().store(false, Ordering::Release);
+        let (mutex, condvar) = self.parts();
+        *mutex.lock().unwrap() = false;
+        condvar.notify_one();
     }
 }
 
@@ -98,9 +106,16 @@ impl Source<LoomLock> for Device {
 /// branch limit of 1,000 is too small for three threads that spin). The
 /// preemption bound comes from `LOOM_MAX_PREEMPTIONS`.
 fn model(f: impl Fn() + Sync + Send + 'static) {
+    use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+    let iterations = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = iterations.clone();
     let mut builder = loom::model::Builder::new();
     builder.max_branches = 100_000;
-    builder.check(f);
+    builder.check(move || {
+        counter.fetch_add(1, Relaxed);
+        f()
+    });
+    println!("explored {} interleavings", iterations.load(Relaxed));
 }
 
 fn context() -> Pin<&'static Ctx> {
