@@ -652,7 +652,9 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
 
     /// One pass of deferred work, under the context lock.
     fn run_deferred_locked(&self, locked: &Locked<'_, L::Context>) -> usize {
-        if !self.deferred.swap(false, Ordering::AcqRel) {
+        // A plain load first: reaping without deferred work (the common
+        // case) costs no read-modify-write.
+        if !self.deferred.load(Ordering::Acquire) || !self.deferred.swap(false, Ordering::AcqRel) {
             return 0;
         }
         // If a source's `poll` unwinds, the slots not yet visited must not

@@ -12,7 +12,7 @@
 //! request slots of a [`Context`](crate::Context), so waiting needs no
 //! allocation and a queue holds any number of requests from any number of
 //! contexts. Each entry records the context that owns it through a pointer to
-//! the context's [`ContextHeader`], whose wake function is the only code that
+//! the context's `ContextHeader`, whose wake function is the only code that
 //! decides what a wakeup does to a request (Linux's `wait_queue_entry::func`).
 //!
 //! # Locking
