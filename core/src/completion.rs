@@ -65,7 +65,7 @@ impl Default for Completion {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Handle {
-    pub(crate) context: usize,
+    pub(crate) context: u32,
     pub(crate) slot: u16,
     pub(crate) generation: u32,
 }

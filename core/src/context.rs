@@ -97,8 +97,9 @@
 //! 5. A completion slot is reserved at submit: the completion queue holds
 //!    one index per request slot, so pushing never fails.
 //! 6. Handles carry the slot's generation, bumped at every reap, and the
-//!    context's address: a finished request's handle never reaches a reused
-//!    slot, nor another context.
+//!    context's identity (unique in the program, even for a context made at
+//!    a dropped one's address): a finished request's handle never reaches a
+//!    reused slot, nor another context.
 
 use core::marker::PhantomPinned;
 use core::pin::Pin;
@@ -200,6 +201,9 @@ impl<Q: lock_api::RawMutex> Slot<'_, Q> {
 
 /// Everything the context lock protects.
 struct State<'s, Q: lock_api::RawMutex, const N: usize> {
+    /// This context's identity in its handles: unique among the contexts of
+    /// the program, assigned at the first submit (0: not yet).
+    id: u32,
     slots: [Slot<'s, Q>; N],
     /// Slots reaped and free again.
     free: heapless::Vec<u16, N>,
@@ -211,7 +215,27 @@ struct State<'s, Q: lock_api::RawMutex, const N: usize> {
     stats: Stats,
 }
 
+/// The source of context identities. Not part of the request protocol
+/// (it is only read once per context, under the context lock), so it stays a
+/// plain atomic under loom.
+static NEXT_CONTEXT_ID: portable_atomic::AtomicU32 = portable_atomic::AtomicU32::new(1);
+
 impl<Q: lock_api::RawMutex, const N: usize> State<'_, Q, N> {
+    /// This context's identity, assigned on first use: a handle from a
+    /// context dropped earlier never matches a context made later, even at
+    /// the same address.
+    fn id(&mut self) -> u32 {
+        if self.id == 0 {
+            let mut id = NEXT_CONTEXT_ID.fetch_add(1, Ordering::Relaxed);
+            if id == 0 {
+                // Wrapped after four billion contexts: skip "unassigned".
+                id = NEXT_CONTEXT_ID.fetch_add(1, Ordering::Relaxed);
+            }
+            self.id = id;
+        }
+        self.id
+    }
+
     fn allocate(&mut self) -> Option<usize> {
         if let Some(slot) = self.free.pop() {
             return Some(usize::from(slot));
@@ -328,6 +352,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
             },
             lock: <L::Context as lock_api::RawMutex>::INIT,
             state: UnsafeCell::new(State {
+                id: 0,
                 slots: [const { Slot::FREE }; N],
                 free: heapless::Vec::new(),
                 never_used: 0,
@@ -363,11 +388,13 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
             },
             lock: <L::Context as lock_api::RawMutex>::INIT,
             state: UnsafeCell::new(State {
+                id: 0,
                 slots: [const { Slot::FREE }; N],
                 free: heapless::Vec::new(),
                 never_used: 0,
                 completed: heapless::Deque::new(),
                 stats: Stats::default(),
+                id: 0,
             }),
             words: core::array::from_fn(|_| AtomicU32::new(0)),
             entries: core::array::from_fn(|_| core::array::from_fn(|_| WaitEntry::new())),
@@ -386,10 +413,6 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
     /// The number of request slots, `N`.
     pub const fn capacity(&self) -> usize {
         N
-    }
-
-    fn address(&self) -> usize {
-        self as *const Self as usize
     }
 
     fn header(&self) -> *const ContextHeader {
@@ -531,6 +554,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                 None
             };
             let generation = state.slots[slot].generation;
+            let context = state.id();
             state.stats.submitted = state.stats.submitted.wrapping_add(1);
             match outcome {
                 Some(outcome) => {
@@ -546,7 +570,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                 }
             }
             Ok(Handle {
-                context: this.address(),
+                context,
                 slot: slot as u16,
                 generation,
             })
@@ -565,11 +589,14 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
     /// handle belongs to another context.
     pub fn cancel(&self, handle: Handle) -> Result<InProgress, CancelError> {
         let slot = usize::from(handle.slot);
-        if handle.context != self.address() || slot >= N {
+        if slot >= N {
             return Err(CancelError::NotFound);
         }
         let locked = Locked::lock(&self.lock);
         self.with_state(&locked, |state| {
+            if handle.context != state.id {
+                return Err(CancelError::NotFound);
+            }
             let record = &state.slots[slot];
             if record.generation != handle.generation || record.phase != Phase::Armed {
                 return Err(CancelError::NotFound);

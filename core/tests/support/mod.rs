@@ -13,6 +13,13 @@ pub struct Device<Q: RawMutex = SpinLock> {
     pub ready: AtomicU16,
     pub queues: [WaitQueue<Q>; 3],
     pub queues_used: usize,
+    /// Hostile: wake queue 0 with this key from inside `poll`, after
+    /// registering.
+    pub wakes_itself: Option<Events>,
+    /// Hostile: register on every queue twice.
+    pub registers_twice: bool,
+    /// Hostile: report bits that are not poll events.
+    pub unknown_bits: bool,
 }
 
 impl<Q: RawMutex> Device<Q> {
@@ -21,6 +28,9 @@ impl<Q: RawMutex> Device<Q> {
             ready: AtomicU16::new(0),
             queues: [WaitQueue::new(), WaitQueue::new(), WaitQueue::new()],
             queues_used,
+            wakes_itself: None,
+            registers_twice: false,
+            unknown_bits: false,
         }
     }
 
@@ -39,10 +49,23 @@ impl<Q: RawMutex + Send + Sync> Source<Q> for Device<Q> {
     fn poll<'s>(&'s self, table: &mut PollTable<'_, 's, Q>) -> Events {
         for queue in &self.queues[..self.queues_used] {
             table.wait(queue);
+            if self.registers_twice {
+                table.wait(queue);
+            }
         }
-        Events::from_bits_truncate(self.ready.load(Ordering::Acquire))
+        if let (Some(key), true) = (self.wakes_itself, table.is_registering()) {
+            self.queues[0].wake(key);
+        }
+        let ready = self.ready.load(Ordering::Acquire);
+        if self.unknown_bits {
+            Events::from_bits_retain(ready | 0x8000)
+        } else {
+            Events::from_bits_truncate(ready)
+        }
     }
 }
+
+pub mod model;
 
 thread_local! {
     /// How many of this thread's next `FaultLock::try_lock` calls fail.

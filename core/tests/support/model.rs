@@ -1,0 +1,450 @@
+//! The contract as a plain, single-threaded reference model, and a harness
+//! that runs one operation sequence against the model and the real core,
+//! comparing every return value and every completion. Shared by the
+//! property test (`tests/model.rs`) and the fuzz target (`fuzz/`).
+//!
+//! Where the contract leaves timing to the implementation (a wakeup the
+//! core must defer), the model says when the deferred work runs: at the next
+//! reap or `run_deferred`.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+
+use aiopoll::{CancelError, Completion, Context, Events, Handle, Outcome, SubmitError};
+
+use super::Device;
+
+/// Request slots of the context under test.
+pub const SLOTS: usize = 4;
+/// Wait queues one request may sit on.
+pub const LIMIT: usize = 2;
+/// How many sources the harness has (see [`sources`]).
+pub const SOURCES: usize = 6;
+
+/// One operation of a sequence.
+#[derive(Clone, Debug)]
+pub enum Op {
+    Submit {
+        source: usize,
+        events: u16,
+        user_data: u64,
+    },
+    SetReady {
+        source: usize,
+        events: u16,
+    },
+    Wake {
+        source: usize,
+        queue: usize,
+        key: u16,
+    },
+    Close {
+        source: usize,
+        queue: usize,
+    },
+    Cancel {
+        nth: usize,
+    },
+    Reap {
+        max: usize,
+    },
+    RunDeferred,
+    DropContext,
+}
+
+/// Builds the sources: 0 registers nowhere, 1, 2 and 3 on that many queues
+/// (3 is over the limit), 4 wakes its own queue with IN inside `poll` and
+/// reports unknown bits, 5 registers on its queue twice.
+pub fn sources() -> [Device; SOURCES] {
+    let mut devices: [Device; SOURCES] = core::array::from_fn(|source| {
+        Device::new(match source {
+            0 => 0,
+            1 | 4 | 5 => 1,
+            2 => 2,
+            _ => 3,
+        })
+    });
+    devices[4].wakes_itself = Some(Events::IN);
+    devices[4].unknown_bits = true;
+    devices[5].registers_twice = true;
+    devices
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum State {
+    /// Waiting on `linked` queues; `pending`: a wakeup handed it to deferred
+    /// work; `gone`: one of its queues closed.
+    Armed {
+        linked: Vec<usize>,
+        pending: bool,
+        gone: bool,
+    },
+    Completed(Outcome),
+    /// Its context was dropped.
+    Dropped,
+}
+
+#[derive(Clone, Debug)]
+struct Request {
+    source: usize,
+    events: Events,
+    user_data: u64,
+    state: State,
+}
+
+/// The contract, written plainly.
+#[derive(Default)]
+pub struct Model {
+    ready: [Events; SOURCES],
+    closed: [[bool; 3]; SOURCES],
+    requests: Vec<Request>,
+    /// Completed, unreaped: indices into `requests`, oldest first.
+    completed: Vec<usize>,
+    /// Armed or completed-but-unreaped.
+    in_use: usize,
+}
+
+fn queues_used(source: usize) -> usize {
+    match source {
+        0 => 0,
+        1 | 4 | 5 => 1,
+        2 => 2,
+        _ => 3,
+    }
+}
+
+impl Model {
+    fn complete(&mut self, index: usize, outcome: Outcome) {
+        self.requests[index].state = State::Completed(outcome);
+        self.completed.push(index);
+    }
+
+    fn submit(&mut self, source: usize, events: u16, user_data: u64) -> Result<usize, SubmitError> {
+        let unknown = events & !Events::all().bits();
+        if unknown != 0 {
+            return Err(SubmitError::UnknownEvents {
+                unknown: u32::from(unknown),
+            });
+        }
+        if self.in_use == SLOTS {
+            return Err(SubmitError::Busy);
+        }
+        let used = queues_used(source);
+        if used > LIMIT {
+            return Err(SubmitError::TooManyQueues { limit: LIMIT });
+        }
+        let events = Events::from_bits_retain(events) | Events::ERR | Events::HUP;
+        let linked: Vec<usize> = (0..used)
+            .filter(|&queue| !self.closed[source][queue])
+            .collect();
+        let any_closed = linked.len() < used;
+        let ready = self.ready[source] & events;
+        if ready.is_empty() && !any_closed && used == 0 {
+            return Err(SubmitError::NotPollable);
+        }
+        self.in_use += 1;
+        let index = self.requests.len();
+        self.requests.push(Request {
+            source,
+            events,
+            user_data,
+            state: State::Armed {
+                linked,
+                pending: false,
+                gone: false,
+            },
+        });
+        if source == 4 && !self.closed[4][0] {
+            // The source wakes its queue with IN while the submitter holds
+            // the context lock: every matching waiter's wakeup is deferred,
+            // the new request's included.
+            for request in &mut self.requests {
+                if let State::Armed {
+                    linked, pending, ..
+                } = &mut request.state
+                {
+                    if request.source == 4
+                        && linked.contains(&0)
+                        && request.events.intersects(Events::IN)
+                    {
+                        *pending = true;
+                    }
+                }
+            }
+        }
+        if !ready.is_empty() {
+            self.complete(index, Outcome::Ready(ready));
+        } else if any_closed {
+            self.complete(index, Outcome::SourceGone);
+        }
+        Ok(index)
+    }
+
+    fn wake(&mut self, source: usize, queue: usize, key: Events) -> usize {
+        let mut woken = 0;
+        for index in 0..self.requests.len() {
+            let request = &mut self.requests[index];
+            let State::Armed {
+                linked, pending, ..
+            } = &mut request.state
+            else {
+                continue;
+            };
+            if request.source != source || !linked.contains(&queue) {
+                continue;
+            }
+            if key.is_empty() {
+                *pending = true;
+                woken += 1;
+            } else if key.intersects(request.events) {
+                woken += 1;
+                if linked.len() == 1 {
+                    let outcome = Outcome::Ready(key & request.events);
+                    self.complete(index, outcome);
+                } else {
+                    *pending = true;
+                }
+            }
+        }
+        woken
+    }
+
+    fn close(&mut self, source: usize, queue: usize) -> usize {
+        if self.closed[source][queue] {
+            return 0;
+        }
+        self.closed[source][queue] = true;
+        let mut woken = 0;
+        for index in 0..self.requests.len() {
+            let request = &mut self.requests[index];
+            let State::Armed {
+                linked,
+                pending,
+                gone,
+            } = &mut request.state
+            else {
+                continue;
+            };
+            if request.source != source || !linked.contains(&queue) {
+                continue;
+            }
+            woken += 1;
+            linked.retain(|&other| other != queue);
+            if linked.is_empty() {
+                self.complete(index, Outcome::SourceGone);
+            } else {
+                *pending = true;
+                *gone = true;
+            }
+        }
+        woken
+    }
+
+    fn cancel(&mut self, index: usize) -> Result<(), CancelError> {
+        match self.requests[index].state {
+            State::Armed { .. } => {
+                self.complete(index, Outcome::Cancelled);
+                Ok(())
+            }
+            State::Completed(_) | State::Dropped => Err(CancelError::NotFound),
+        }
+    }
+
+    fn run_deferred(&mut self) -> usize {
+        let mut completed = 0;
+        for index in 0..self.requests.len() {
+            let request = &mut self.requests[index];
+            let State::Armed { pending, gone, .. } = &mut request.state else {
+                continue;
+            };
+            if !*pending {
+                continue;
+            }
+            *pending = false;
+            let outcome = if *gone {
+                Some(Outcome::SourceGone)
+            } else {
+                let ready = self.ready[request.source] & request.events;
+                (!ready.is_empty()).then_some(Outcome::Ready(ready))
+            };
+            if let Some(outcome) = outcome {
+                self.complete(index, outcome);
+                completed += 1;
+            }
+        }
+        completed
+    }
+
+    /// Reaps up to `max`, oldest first.
+    fn reap(&mut self, max: usize) -> Vec<Completion> {
+        self.run_deferred();
+        let take = max.min(self.completed.len());
+        let reaped: Vec<Completion> = self
+            .completed
+            .drain(..take)
+            .map(|index| {
+                let request = &mut self.requests[index];
+                let State::Completed(outcome) = request.state else {
+                    unreachable!()
+                };
+                request.state = State::Dropped;
+                Completion {
+                    user_data: request.user_data,
+                    outcome,
+                }
+            })
+            .collect();
+        self.in_use -= reaped.len();
+        reaped
+    }
+
+    fn drop_context(&mut self) {
+        for request in &mut self.requests {
+            request.state = State::Dropped;
+        }
+        self.completed.clear();
+        self.in_use = 0;
+    }
+}
+
+/// Deferred work completes requests in slot order, not completion order,
+/// so a reap that runs deferred work is compared as a set when its slice
+/// holds everything; otherwise only its size and membership are checked.
+fn sorted(completions: &[Completion]) -> Vec<(u64, String)> {
+    let mut keyed: Vec<(u64, String)> = completions
+        .iter()
+        .map(|c| (c.user_data, format!("{:?}", c.outcome)))
+        .collect();
+    keyed.sort();
+    keyed
+}
+
+type Ctx<'s> = Context<'s, SLOTS, aiopoll::SpinLocks, LIMIT>;
+
+/// Runs `ops` against the model and the core; `Err` describes the first
+/// difference.
+pub fn run(ops: &[Op]) -> Result<(), String> {
+    let devices = sources();
+    let mut context: Pin<Box<Ctx<'_>>> = Box::pin(Ctx::new());
+    let mut model = Model::default();
+    let mut handles: HashMap<usize, Handle> = HashMap::new();
+    let mut order: Vec<usize> = Vec::new();
+
+    macro_rules! check {
+        ($real:expr, $expected:expr, $op:expr) => {
+            if $real != $expected {
+                return Err(format!(
+                    "{:?}: real {:?}, model {:?}",
+                    $op, $real, $expected
+                ));
+            }
+        };
+    }
+
+    for op in ops {
+        match *op {
+            Op::Submit {
+                source,
+                events,
+                user_data,
+            } => {
+                let real = context.as_ref().submit(
+                    &devices[source],
+                    Events::from_bits_retain(events),
+                    user_data,
+                );
+                match (real, model.submit(source, events, user_data)) {
+                    (Ok(handle), Ok(index)) => {
+                        handles.insert(index, handle);
+                        order.push(index);
+                    }
+                    (Err(real), Err(expected)) => check!(real, expected, op),
+                    (real, expected) => {
+                        return Err(format!("{op:?}: real {real:?}, model {expected:?}"))
+                    }
+                }
+            }
+            Op::SetReady { source, events } => {
+                let events = Events::from_bits_truncate(events);
+                devices[source].set_ready(events);
+                model.ready[source] = events;
+            }
+            Op::Wake { source, queue, key } => {
+                let key = Events::from_bits_truncate(key);
+                let real = devices[source].queues[queue].wake(key);
+                check!(real, model.wake(source, queue, key), op);
+            }
+            Op::Close { source, queue } => {
+                let real = devices[source].queues[queue].close();
+                check!(real, model.close(source, queue), op);
+            }
+            Op::Cancel { nth } => {
+                if order.is_empty() {
+                    continue;
+                }
+                let index = order[nth % order.len()];
+                let real = context.cancel(handles[&index]).map(|_| ());
+                check!(real, model.cancel(index), op);
+            }
+            Op::Reap { max } => {
+                let mut out = vec![Completion::EMPTY; max];
+                let count = context.reap(&mut out);
+                let expected = model.reap(max);
+                if max >= SLOTS {
+                    check!(sorted(&out[..count]), sorted(&expected), op);
+                } else {
+                    check!(count, expected.len(), op);
+                    // Same multiset of the oldest completions is not promised
+                    // when deferred work ran; compare user data as a set of
+                    // everything completed so far instead.
+                    let real: Vec<u64> = out[..count].iter().map(|c| c.user_data).collect();
+                    let model_set: Vec<u64> = expected.iter().map(|c| c.user_data).collect();
+                    if sorted_u64(real) != sorted_u64(model_set) {
+                        return Err(format!(
+                            "{op:?}: real {:?}, model {expected:?}",
+                            &out[..count]
+                        ));
+                    }
+                }
+            }
+            Op::RunDeferred => {
+                check!(context.run_deferred(), model.run_deferred(), op);
+            }
+            Op::DropContext => {
+                context = Box::pin(Ctx::new());
+                model.drop_context();
+                for device in &devices {
+                    if device.queues.iter().any(|queue| !queue.is_empty()) {
+                        return Err(format!("{op:?}: a request stayed queued"));
+                    }
+                }
+            }
+        }
+        check!(context.in_use(), model.in_use, op);
+        check!(context.completions(), model.completed.len(), op);
+    }
+    // Tear down: cancel everything, reap everything; every request once.
+    for index in order.iter().copied() {
+        let real = context.cancel(handles[&index]).map(|_| ());
+        check!(real, model.cancel(index), "final cancel");
+    }
+    let mut out = [Completion::EMPTY; SLOTS];
+    let count = context.reap(&mut out);
+    check!(
+        sorted(&out[..count]),
+        sorted(&model.reap(SLOTS)),
+        "final reap"
+    );
+    check!(context.in_use(), 0, "final in_use");
+    for device in &devices {
+        if device.queues.iter().any(|queue| !queue.is_empty()) {
+            return Err("a request stayed queued at the end".into());
+        }
+    }
+    Ok(())
+}
+
+fn sorted_u64(mut values: Vec<u64>) -> Vec<u64> {
+    values.sort_unstable();
+    values
+}
