@@ -43,3 +43,43 @@ proptest! {
         run(&ops).map_err(TestCaseError::fail)?;
     }
 }
+
+/// Replays the checked-in fuzz seed corpus (`core/fuzz/corpus/operations`)
+/// and, when `AIOPOLL_FUZZ_CORPUS` names a directory, the corpus a fuzz run
+/// grew; prints what the runs did.
+#[test]
+fn replays_the_fuzz_corpus() {
+    let mut directories = vec![std::path::PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fuzz/corpus/operations"
+    ))];
+    directories.extend(std::env::var_os("AIOPOLL_FUZZ_CORPUS").map(Into::into));
+    let mut totals = support::model::Counts::default();
+    let mut inputs = 0;
+    for directory in directories {
+        for entry in std::fs::read_dir(&directory).unwrap() {
+            let path = entry.unwrap().path();
+            let data = std::fs::read(&path).unwrap();
+            let counts = run(&support::model::decode(&data))
+                .unwrap_or_else(|difference| panic!("{}: {difference}", path.display()));
+            totals.add(counts);
+            inputs += 1;
+        }
+    }
+    assert!(inputs >= 6, "the seed corpus is missing");
+    assert_eq!(
+        totals.completions + totals.abandoned,
+        totals.requests,
+        "every request completes exactly once or goes with its context"
+    );
+    println!(
+        "fuzz corpus: {inputs} inputs, {} requests, {} completions ({} cancelled, \
+         {} by deferred work), {} abandoned with their context, {} teardowns",
+        totals.requests,
+        totals.completions,
+        totals.cancelled,
+        totals.deferred,
+        totals.abandoned,
+        totals.teardowns
+    );
+}

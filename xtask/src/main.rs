@@ -3,12 +3,14 @@
 //! ```text
 //! cargo xtask test            fmt, clippy, host tests, loom, Miri, target builds, QEMU scenarios
 //! cargo xtask setup           install what the other tasks need (targets, Miri, qemu-system-arm)
+//! cargo xtask fuzz            fuzz the core against its reference model
 //! ```
 //!
 //! Every task installs what it is missing itself (rustup targets, the nightly
 //! Miri component, qemu-system-arm through apt when root) or says exactly
 //! what to install.
 
+mod fuzz;
 mod setup;
 mod shell;
 mod test;
@@ -22,6 +24,8 @@ tasks:
   test            run every check CI runs: fmt, clippy -D warnings, host tests,
                   loom models, Miri, target builds
   setup           install what the tasks need (rustup targets, nightly Miri)
+  fuzz [--seconds N]
+                  fuzz the core against its reference model (default 60 s)
 ";
 
 fn main() -> ExitCode {
@@ -34,6 +38,7 @@ fn main() -> ExitCode {
     let result = match task.as_str() {
         "test" => test::run(rest),
         "setup" => setup::run(rest),
+        "fuzz" => fuzz::run(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

@@ -3,7 +3,8 @@
 use crate::setup;
 use crate::shell::{cargo, cargo_toolchain, step};
 
-/// Options: `--skip-miri`, `--skip-loom` for a quick local loop (CI runs all).
+/// Options: `--skip-miri`, `--skip-loom`, `--skip-fuzz` for a quick local
+/// loop (CI runs everything).
 pub fn run(args: &[String]) -> Result<(), String> {
     let skip = |name: &str| args.iter().any(|arg| arg == &format!("--skip-{name}"));
     setup::targets()?;
@@ -49,6 +50,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 .env("PROPTEST_CASES", "8")
                 .env("CARGO_TARGET_DIR", crate::shell::root().join("target/miri")),
         )?;
+    }
+
+    if !skip("fuzz") {
+        crate::fuzz::fuzz(60)?;
     }
 
     for target in setup::TARGETS {

@@ -98,8 +98,10 @@ pub struct Model {
     ready: [Events; SOURCES],
     closed: [[bool; 3]; SOURCES],
     requests: Vec<Request>,
-    /// Completed, unreaped: indices into `requests`, oldest first.
-    completed: Vec<usize>,
+    /// Completed, unreaped: indices into `requests`, in batches, oldest
+    /// batch first. Inline completions are batches of one; one run of
+    /// deferred work is one batch, whose order the contract leaves open.
+    completed: Vec<Vec<usize>>,
     /// Armed or completed-but-unreaped.
     in_use: usize,
 }
@@ -116,7 +118,11 @@ fn queues_used(source: usize) -> usize {
 impl Model {
     fn complete(&mut self, index: usize, outcome: Outcome) {
         self.requests[index].state = State::Completed(outcome);
-        self.completed.push(index);
+        self.completed.push(vec![index]);
+    }
+
+    fn completions(&self) -> usize {
+        self.completed.iter().map(Vec::len).sum()
     }
 
     fn submit(&mut self, source: usize, events: u16, user_data: u64) -> Result<usize, SubmitError> {
@@ -251,6 +257,17 @@ impl Model {
     }
 
     fn run_deferred(&mut self) -> usize {
+        let batches = self.completed.len();
+        let completed = self.run_deferred_unbatched();
+        // Everything this run completed is one batch.
+        let batch: Vec<usize> = self.completed.drain(batches..).flatten().collect();
+        if !batch.is_empty() {
+            self.completed.push(batch);
+        }
+        completed
+    }
+
+    fn run_deferred_unbatched(&mut self) -> usize {
         let mut completed = 0;
         for index in 0..self.requests.len() {
             let request = &mut self.requests[index];
@@ -275,27 +292,38 @@ impl Model {
         completed
     }
 
-    /// Reaps up to `max`, oldest first.
-    fn reap(&mut self, max: usize) -> Vec<Completion> {
+    /// Checks a real reap of at most `max` against the model: the same
+    /// number, oldest batch first, any order within a batch; then forgets
+    /// what was reaped.
+    fn reap(&mut self, max: usize, real: &[Completion]) -> Result<(), String> {
         self.run_deferred();
-        let take = max.min(self.completed.len());
-        let reaped: Vec<Completion> = self
-            .completed
-            .drain(..take)
-            .map(|index| {
-                let request = &mut self.requests[index];
-                let State::Completed(outcome) = request.state else {
-                    unreachable!()
-                };
-                request.state = State::Dropped;
-                Completion {
-                    user_data: request.user_data,
-                    outcome,
-                }
-            })
-            .collect();
-        self.in_use -= reaped.len();
-        reaped
+        let expected = max.min(self.completions());
+        if real.len() != expected {
+            return Err(format!(
+                "reaped {} completions, model has {expected} to give",
+                real.len()
+            ));
+        }
+        for completion in real {
+            let batch = &mut self.completed[0];
+            let Some(position) = batch.iter().position(|&index| {
+                let request = &self.requests[index];
+                request.user_data == completion.user_data
+                    && request.state == State::Completed(completion.outcome)
+            }) else {
+                let batch: Vec<_> = batch.iter().map(|&index| &self.requests[index]).collect();
+                return Err(format!(
+                    "reaped {completion:?}, the oldest completions are {batch:?}"
+                ));
+            };
+            let index = batch.remove(position);
+            if batch.is_empty() {
+                self.completed.remove(0);
+            }
+            self.requests[index].state = State::Dropped;
+            self.in_use -= 1;
+        }
+        Ok(())
     }
 
     fn drop_context(&mut self) {
@@ -307,23 +335,78 @@ impl Model {
     }
 }
 
-/// Deferred work completes requests in slot order, not completion order,
-/// so a reap that runs deferred work is compared as a set when its slice
-/// holds everything; otherwise only its size and membership are checked.
-fn sorted(completions: &[Completion]) -> Vec<(u64, String)> {
-    let mut keyed: Vec<(u64, String)> = completions
-        .iter()
-        .map(|c| (c.user_data, format!("{:?}", c.outcome)))
-        .collect();
-    keyed.sort();
-    keyed
+type Ctx<'s> = Context<'s, SLOTS, aiopoll::SpinLocks, LIMIT>;
+
+/// What one run did, for the test command's report.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Counts {
+    /// Submits accepted.
+    pub requests: u64,
+    /// Completions reaped (each request exactly once).
+    pub completions: u64,
+    /// Of those, cancelled.
+    pub cancelled: u64,
+    /// Of those, completed by deferred work.
+    pub deferred: u64,
+    /// Queues closed and contexts dropped.
+    pub teardowns: u64,
+    /// Requests pending or unreaped when their context was dropped.
+    pub abandoned: u64,
 }
 
-type Ctx<'s> = Context<'s, SLOTS, aiopoll::SpinLocks, LIMIT>;
+impl Counts {
+    /// Adds `other` to `self`.
+    pub fn add(&mut self, other: Counts) {
+        self.requests += other.requests;
+        self.completions += other.completions;
+        self.cancelled += other.cancelled;
+        self.deferred += other.deferred;
+        self.teardowns += other.teardowns;
+        self.abandoned += other.abandoned;
+    }
+}
+
+/// Decodes a fuzzer's bytes: four bytes an operation, kind then three
+/// arguments.
+pub fn decode(data: &[u8]) -> Vec<Op> {
+    data.chunks_exact(4)
+        .map(|chunk| {
+            let [kind, a, b, c] = [chunk[0], chunk[1], chunk[2], chunk[3]];
+            let source = usize::from(a) % SOURCES;
+            let events = u16::from_le_bytes([b, c]);
+            match kind % 8 {
+                0 | 1 => Op::Submit {
+                    source,
+                    events,
+                    user_data: u64::from(c),
+                },
+                2 => Op::SetReady { source, events },
+                3 => Op::Wake {
+                    source,
+                    queue: usize::from(b) % 3,
+                    key: u16::from(c) | u16::from(b & 0x20) << 8,
+                },
+                4 => Op::Close {
+                    source,
+                    queue: usize::from(b) % 3,
+                },
+                5 => Op::Cancel {
+                    nth: usize::from(a),
+                },
+                6 => Op::Reap {
+                    max: usize::from(a) % 6,
+                },
+                _ if a % 4 == 0 => Op::DropContext,
+                _ => Op::RunDeferred,
+            }
+        })
+        .collect()
+}
 
 /// Runs `ops` against the model and the core; `Err` describes the first
 /// difference.
-pub fn run(ops: &[Op]) -> Result<(), String> {
+pub fn run(ops: &[Op]) -> Result<Counts, String> {
+    let mut counts = Counts::default();
     let devices = sources();
     let mut context: Pin<Box<Ctx<'_>>> = Box::pin(Ctx::new());
     let mut model = Model::default();
@@ -355,6 +438,7 @@ pub fn run(ops: &[Op]) -> Result<(), String> {
                 );
                 match (real, model.submit(source, events, user_data)) {
                     (Ok(handle), Ok(index)) => {
+                        counts.requests += 1;
                         handles.insert(index, handle);
                         order.push(index);
                     }
@@ -377,6 +461,7 @@ pub fn run(ops: &[Op]) -> Result<(), String> {
             Op::Close { source, queue } => {
                 let real = devices[source].queues[queue].close();
                 check!(real, model.close(source, queue), op);
+                counts.teardowns += 1;
             }
             Op::Cancel { nth } => {
                 if order.is_empty() {
@@ -389,28 +474,18 @@ pub fn run(ops: &[Op]) -> Result<(), String> {
             Op::Reap { max } => {
                 let mut out = vec![Completion::EMPTY; max];
                 let count = context.reap(&mut out);
-                let expected = model.reap(max);
-                if max >= SLOTS {
-                    check!(sorted(&out[..count]), sorted(&expected), op);
-                } else {
-                    check!(count, expected.len(), op);
-                    // Same multiset of the oldest completions is not promised
-                    // when deferred work ran; compare user data as a set of
-                    // everything completed so far instead.
-                    let real: Vec<u64> = out[..count].iter().map(|c| c.user_data).collect();
-                    let model_set: Vec<u64> = expected.iter().map(|c| c.user_data).collect();
-                    if sorted_u64(real) != sorted_u64(model_set) {
-                        return Err(format!(
-                            "{op:?}: real {:?}, model {expected:?}",
-                            &out[..count]
-                        ));
-                    }
-                }
+                model
+                    .reap(max, &out[..count])
+                    .map_err(|error| format!("{op:?}: {error}"))?;
+                counts.reaped(&out[..count]);
             }
             Op::RunDeferred => {
                 check!(context.run_deferred(), model.run_deferred(), op);
             }
             Op::DropContext => {
+                counts.deferred += u64::from(context.stats().completed_by_deferred_work);
+                counts.teardowns += 1;
+                counts.abandoned += context.in_use() as u64;
                 context = Box::pin(Ctx::new());
                 model.drop_context();
                 for device in &devices {
@@ -421,7 +496,7 @@ pub fn run(ops: &[Op]) -> Result<(), String> {
             }
         }
         check!(context.in_use(), model.in_use, op);
-        check!(context.completions(), model.completed.len(), op);
+        check!(context.completions(), model.completions(), op);
     }
     // Tear down: cancel everything, reap everything; every request once.
     for index in order.iter().copied() {
@@ -430,21 +505,26 @@ pub fn run(ops: &[Op]) -> Result<(), String> {
     }
     let mut out = [Completion::EMPTY; SLOTS];
     let count = context.reap(&mut out);
-    check!(
-        sorted(&out[..count]),
-        sorted(&model.reap(SLOTS)),
-        "final reap"
-    );
+    model
+        .reap(SLOTS, &out[..count])
+        .map_err(|error| format!("final reap: {error}"))?;
+    counts.reaped(&out[..count]);
+    counts.deferred += u64::from(context.stats().completed_by_deferred_work);
     check!(context.in_use(), 0, "final in_use");
     for device in &devices {
         if device.queues.iter().any(|queue| !queue.is_empty()) {
             return Err("a request stayed queued at the end".into());
         }
     }
-    Ok(())
+    Ok(counts)
 }
 
-fn sorted_u64(mut values: Vec<u64>) -> Vec<u64> {
-    values.sort_unstable();
-    values
+impl Counts {
+    fn reaped(&mut self, completions: &[Completion]) {
+        self.completions += completions.len() as u64;
+        self.cancelled += completions
+            .iter()
+            .filter(|c| c.outcome == Outcome::Cancelled)
+            .count() as u64;
+    }
 }
