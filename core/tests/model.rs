@@ -31,15 +31,28 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Sequences per run: `PROPTEST_CASES`, else 1,024 (16 under Miri, which
+/// checks the unsafe code on every path, slowly).
+fn cases() -> u32 {
+    let default = if cfg!(miri) { 16 } else { 1024 };
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Longest sequence (shorter under Miri).
+const MAX_OPS: usize = if cfg!(miri) { 24 } else { 80 };
+
 proptest! {
     #![proptest_config(ProptestConfig {
-        cases: std::env::var("PROPTEST_CASES").ok().and_then(|n| n.parse().ok()).unwrap_or(1024),
+        cases: cases(),
         failure_persistence: None,
         ..ProptestConfig::default()
     })]
 
     #[test]
-    fn matches_the_reference_model(ops in prop::collection::vec(op(), 1..80)) {
+    fn matches_the_reference_model(ops in prop::collection::vec(op(), 1..MAX_OPS)) {
         run(&ops).map_err(TestCaseError::fail)?;
     }
 }
@@ -48,6 +61,7 @@ proptest! {
 /// and, when `AIOPOLL_FUZZ_CORPUS` names a directory, the corpus a fuzz run
 /// grew; prints what the runs did.
 #[test]
+#[cfg(not(miri))] // Miri's isolation has no file system; the seeds run as the property test does.
 fn replays_the_fuzz_corpus() {
     let mut directories = vec![std::path::PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),

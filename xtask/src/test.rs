@@ -47,7 +47,6 @@ pub fn run(args: &[String]) -> Result<(), String> {
             cargo_toolchain("nightly")
                 .args(["miri", "test", "-p", "aiopoll"])
                 .env("MIRIFLAGS", "-Zmiri-strict-provenance")
-                .env("PROPTEST_CASES", "8")
                 .env("CARGO_TARGET_DIR", crate::shell::root().join("target/miri")),
         )?;
     }
