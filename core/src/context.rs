@@ -112,6 +112,15 @@ use crate::sync::{AtomicBool, AtomicU32, Locked, Ordering, UnsafeCell};
 use crate::wait_queue::{ContextHeader, List, Verdict, WaitEntry, WaitQueue, Wake};
 use crate::Events;
 
+/// Marks a transition of the state machine; with the `trace` feature, logs
+/// it through defmt (at trace level, so it costs nothing unless enabled).
+macro_rules! transition {
+    ($name:literal, $slot:expr) => {
+        #[cfg(feature = "trace")]
+        defmt::trace!("aiopoll {=str} slot={=usize}", $name, $slot);
+    };
+}
+
 /// Wake word bit: a wakeup handed this request to deferred work.
 const PENDING: u32 = 1 << 0;
 /// Wake word bit: one of the request's wait queues was closed.
@@ -496,6 +505,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
 
         let locked = Locked::lock(&this.lock);
         // T1 submit: Free → Polling.
+
         let slot = this
             .with_state(&locked, |state| {
                 let slot = state.allocate()?;
@@ -507,6 +517,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                 Some(slot)
             })
             .ok_or(SubmitError::Busy)?;
+        transition!("T1 submit", slot);
         debug_assert_eq!(this.words[slot].load(Ordering::Relaxed), 0);
 
         // If `poll` unwinds, T4 undoes everything before the lock is released.
@@ -537,6 +548,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         this.with_state(&locked, |state| {
             if overflow {
                 // T4 submit refused: too many queues.
+                transition!("T4 submit refused", slot);
                 this.detach_all(slot);
                 this.words[slot].store(0, Ordering::Relaxed);
                 state.release(slot);
@@ -548,6 +560,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                 Some(Outcome::SourceGone)
             } else if registered == 0 {
                 // T4 submit refused: nothing to wait on, nothing ready.
+                transition!("T4 submit refused", slot);
                 state.release(slot);
                 return Err(SubmitError::NotPollable);
             } else {
@@ -559,6 +572,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
             match outcome {
                 Some(outcome) => {
                     // T3 submit completes ("steals" the request back).
+                    transition!("T3 submit completes", slot);
                     state.stats.completed_at_submit =
                         state.stats.completed_at_submit.wrapping_add(1);
                     this.complete(state, slot, outcome);
@@ -566,6 +580,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                 None => {
                     // T2 submit arms. If a wakeup during `poll` set
                     // PENDING, its deferred work owns the follow-up.
+                    transition!("T2 submit arms", slot);
                     state.slots[slot].phase = Phase::Armed;
                 }
             }
@@ -602,6 +617,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                 return Err(CancelError::NotFound);
             }
             // T9 cancel.
+            transition!("T9 cancel", slot);
             state.stats.cancelled = state.stats.cancelled.wrapping_add(1);
             self.complete(state, slot, Outcome::Cancelled);
             Ok(InProgress)
@@ -629,6 +645,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                     outcome: record.outcome,
                 };
                 // T11 reap: Completed → Free.
+                transition!("T11 reap", slot);
                 state.release(slot);
                 count += 1;
             }
@@ -721,6 +738,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
             self.with_state(locked, |state| match outcome {
                 Some(outcome) => {
                     // T7 deferred work completes.
+                    transition!("T7 deferred work completes", slot);
                     state.stats.completed_by_deferred_work =
                         state.stats.completed_by_deferred_work.wrapping_add(1);
                     self.complete(state, slot, outcome);
@@ -729,6 +747,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                 None => {
                     // T8 deferred work re-arms: the request never left
                     // its queues.
+                    transition!("T8 deferred work re-arms", slot);
                     state.stats.spurious = state.stats.spurious.wrapping_add(1);
                 }
             });
@@ -779,6 +798,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
     /// T6 deferral: hand the request to deferred work. Called by a waker
     /// holding a queue lock on which the request is linked.
     fn defer(&self, slot: usize, extra: u32) {
+        transition!("T6 deferral", slot);
         let previous = self.words[slot].fetch_or(PENDING | extra, Ordering::AcqRel);
         self.deferrals.fetch_add(1, Ordering::Relaxed);
         if previous & PENDING == 0 {
@@ -836,6 +856,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                 if state.slots[slot].phase != Phase::Armed || !this.sole_link(slot, entry) {
                     return false;
                 }
+                transition!("T5 inline wakeup", slot);
                 // T5 inline wakeup (T10 inline for a closing queue):
                 // the entry leaves the queue before the context lock is
                 // released, so the slot is free of wakers once Completed.
@@ -877,6 +898,7 @@ impl<const N: usize, L: Locks, const W: usize, H: Notify> Drop for Context<'_, N
             });
             if linked {
                 // T12 context drop: leave every queue.
+                transition!("T12 context drop", slot);
                 this.detach_all(slot);
             }
         }
@@ -955,6 +977,7 @@ impl<const N: usize, L: Locks, const W: usize, H: Notify> Drop for UndoSubmit<'_
         if self.armed {
             // T4 submit refused: `poll` panicked. The context lock is still
             // held (its guard is dropped after this one).
+            transition!("T4 submit refused", self.slot);
             self.context.detach_all(self.slot);
             self.context.words[self.slot].store(0, Ordering::Relaxed);
             self.context

@@ -13,8 +13,11 @@
 //!    request's wait (completion, cancel, submit refused or unwound, context
 //!    drop) detaches each of its entries under the entry's queue lock before
 //!    the slot is reused or the context's memory goes. Guarded by
-//!    `tests/teardown.rs` (`context_drop_detaches_from_queues`) under Miri,
-//!    and the loom model `teardown_vs_wakeup_vs_cancel`.
+//!    `tests/semantics.rs` (`dropping_a_context_detaches_its_requests_from_their_queues`,
+//!    `a_poll_that_panics_unwinds_without_a_trace` in `tests/hostile.rs`)
+//!    under Miri, the loom models `context_drop_vs_wakeup` and
+//!    `teardown_vs_wakeup_vs_cancel`, and the property test's context
+//!    teardown.
 //! 3. **A queue outlives the entries linked on it, or closes first.** The
 //!    safe `submit` borrows every queue for the context's lifetime `'s`;
 //!    [`Context::submit_unchecked`](crate::Context::submit_unchecked) makes
@@ -22,8 +25,10 @@
 //!    `close`), which unlinks every entry and clears its queue pointer with
 //!    `Release` as the very last access (Linux's `POLLFREE` protocol). A
 //!    context re-reads the pointer under the queue lock before it unlinks.
-//!    Guarded by `tests/teardown.rs` (`dropping_a_queue_completes_source_gone`)
-//!    under Miri and the loom models `teardown_vs_wakeup_vs_cancel` and
+//!    Guarded by `tests/semantics.rs`
+//!    (`dropping_a_queue_with_requests_completes_them_with_source_gone`,
+//!    `closing_one_of_two_queues_completes_once_with_source_gone`) under Miri
+//!    and the loom models `teardown_vs_wakeup_vs_cancel` and
 //!    `close_during_deferred_work`.
 //! 4. **A list and its entries' nodes are touched only under the queue's
 //!    lock**; an unlinked entry's node only under its context's lock. Guarded
@@ -36,7 +41,7 @@
 //!    panics).
 //! 6. **A wake function removes at most the entry it was given**, so the
 //!    waker's saved `next` stays valid. Guarded by `fan_out_wakes_every_waiter`
-//!    and the property test, under Miri.
+//!    (`tests/semantics.rs`) and the property test, under Miri.
 //! 7. **A `Context`'s first field is its `ContextHeader`** (`repr(C)`), so a
 //!    pointer to the header is a pointer to the context with the context's
 //!    provenance. Guarded by Miri on every test that wakes a queue.
