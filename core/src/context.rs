@@ -504,7 +504,6 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
 
         let locked = Locked::lock(&this.lock);
         // T1 submit: Free → Polling.
-
         let slot = this
             .with_state(&locked, |state| {
                 let slot = state.allocate()?;
