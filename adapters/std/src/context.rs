@@ -1,0 +1,311 @@
+//! [`StdContext`]: a context that threads share, with blocking reaping.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use aiopoll::{
+    CancelError, Completion, Context, Events, Handle, InProgress, Source, Stats, SubmitError,
+};
+use parking_lot::Mutex;
+
+use crate::signal::Signal;
+use crate::{GetEventsError, Lock, StdLocks};
+
+/// A source as a [`StdContext`] holds it: shared, so that it stays alive
+/// until its request's completion has been reaped.
+pub type SharedSource = Arc<dyn Source<Lock> + Send + Sync>;
+
+/// Anything that can be submitted to a [`StdContext`]: it hands out the
+/// shared source the context keeps alive while the request is in flight.
+///
+/// Implemented by this crate's sources and by `Arc<S>` for any
+/// `S: Source<Lock>`, so your own sources work too.
+pub trait AsSource {
+    /// The source to poll, shared with the context.
+    fn as_source(&self) -> SharedSource;
+}
+
+impl<S: Source<Lock> + Send + Sync + 'static> AsSource for Arc<S> {
+    fn as_source(&self) -> SharedSource {
+        self.clone()
+    }
+}
+
+/// What the context keeps for one request in flight, under a ticket number
+/// (the core's user data): the caller's user data and the source.
+struct Ticket {
+    user_data: u64,
+    /// Never read: holding it keeps the source (and its wait queues) alive
+    /// until the core has let go of it.
+    _source: SharedSource,
+}
+
+/// Tickets of requests in flight; a ticket is taken before the core sees
+/// the request and returned after its completion has been reaped.
+#[derive(Default)]
+struct Tickets {
+    entries: Vec<Option<Ticket>>,
+    free: Vec<u64>,
+}
+
+impl Tickets {
+    fn take(&mut self, ticket: Ticket) -> u64 {
+        match self.free.pop() {
+            Some(number) => {
+                self.entries[number as usize] = Some(ticket);
+                number
+            }
+            None => {
+                self.entries.push(Some(ticket));
+                (self.entries.len() - 1) as u64
+            }
+        }
+    }
+
+    fn give_back(&mut self, number: u64) -> Option<Ticket> {
+        let ticket = self.entries.get_mut(number as usize)?.take()?;
+        self.free.push(number);
+        Some(ticket)
+    }
+}
+
+/// The pinned part: the core context and the sources it polls.
+struct Inner<const N: usize> {
+    /// Declared before `tickets`, so it is dropped first: the core detaches
+    /// every pending request before the sources it points at are released.
+    core: Context<'static, N, StdLocks, 2, Signal>,
+    tickets: Mutex<Tickets>,
+}
+
+/// A context for std programs: `N` request slots shared by any number of
+/// threads (it is `Send + Sync`; put it in an `Arc` or borrow it from a
+/// scope), with [`get_events`](Self::get_events) blocking like Linux's
+/// `io_getevents`.
+///
+/// Sources are submitted by shared handle ([`AsSource`]): the context keeps
+/// each source alive until the request's completion has been reaped, so a
+/// source may be dropped by its owner at any time (its requests then
+/// complete with [`Outcome::SourceGone`](crate::Outcome::SourceGone)).
+///
+/// Deferred completions are run by whichever thread reaps: see the crate
+/// docs.
+pub struct StdContext<const N: usize> {
+    inner: Pin<Box<Inner<N>>>,
+}
+
+impl<const N: usize> StdContext<N> {
+    /// An empty context.
+    pub fn new() -> Self {
+        StdContext {
+            inner: Box::pin(Inner {
+                core: Context::with_hooks(Signal::default()),
+                tickets: Mutex::new(Tickets::default()),
+            }),
+        }
+    }
+
+    fn core(&self) -> Pin<&Context<'static, N, StdLocks, 2, Signal>> {
+        // SAFETY: `core` is structurally pinned: `Inner` is only ever
+        // reached through `Pin<Box<_>>`, and nothing moves out of it.
+        unsafe { self.inner.as_ref().map_unchecked(|inner| &inner.core) }
+    }
+
+    /// Submits a one-shot poll request for `events` (plus ERR and HUP,
+    /// always) on `source`; `user_data` comes back in its [`Completion`].
+    /// If the source is ready now the request completes at once (its
+    /// completion is queued like any other).
+    ///
+    /// # Errors
+    /// The core's [`SubmitError`]s: `Busy` when all `N` slots are in use
+    /// (reap, then retry), `UnknownEvents`, `TooManyQueues`, `NotPollable`.
+    /// A refused submit changes nothing.
+    pub fn submit(
+        &self,
+        source: &impl AsSource,
+        events: Events,
+        user_data: u64,
+    ) -> Result<Handle, SubmitError> {
+        let source = source.as_source();
+        let ticket = self.inner.tickets.lock().take(Ticket {
+            user_data,
+            _source: source.clone(),
+        });
+        // SAFETY: the ticket holds an `Arc` of the source (whose allocation
+        // holds its wait queues) until the request's completion has been
+        // reaped (`reap_into` gives the ticket back only after the core's
+        // `reap` returned it), or until the context is dropped (`core` is
+        // dropped before `tickets`). Dropping a queue closes it.
+        let submitted = unsafe { self.core().submit_unchecked(&*source, events, ticket) };
+        if submitted.is_err() {
+            // Refused: the core keeps nothing, no completion will follow.
+            self.inner.tickets.lock().give_back(ticket);
+        }
+        submitted
+    }
+
+    /// Cancels a pending request (Linux's `io_cancel`): `Ok(InProgress)`
+    /// means its one completion, [`Outcome::Cancelled`](crate::Outcome::Cancelled),
+    /// is already queued.
+    ///
+    /// # Errors
+    /// [`CancelError::NotFound`]: the request already completed, was
+    /// cancelled, or the handle is another context's.
+    pub fn cancel(&self, handle: Handle) -> Result<InProgress, CancelError> {
+        self.inner.core.cancel(handle)
+    }
+
+    /// Waits for completions, like `io_getevents(min, max, timeout)`:
+    /// returns once at least `min` completions have been taken (up to `max`),
+    /// or when `timeout` has passed (`None`: no timeout; `Some(ZERO)`: never
+    /// block). The completions are in completion order.
+    ///
+    /// A thread blocked here wakes as soon as another thread's wakeup
+    /// completes a request or defers one (then this thread runs the deferred
+    /// work). Several threads may wait at once; each completion goes to one
+    /// of them.
+    ///
+    /// # Errors
+    /// [`GetEventsError::MinAboveMax`] when `min > max`.
+    pub fn get_events(
+        &self,
+        min: usize,
+        max: usize,
+        timeout: Option<Duration>,
+    ) -> Result<Vec<Completion>, GetEventsError> {
+        if min > max {
+            return Err(GetEventsError::MinAboveMax { min, max });
+        }
+        let mut out = Vec::new();
+        let mut chunk = [Completion::EMPTY; 16];
+        self.wait_for(min, max, timeout, |space| {
+            let take = space.min(chunk.len());
+            let count = self.reap_into(&mut chunk[..take]);
+            out.extend_from_slice(&chunk[..count]);
+            count
+        });
+        Ok(out)
+    }
+
+    /// [`get_events`](Self::get_events) into a caller's buffer: `max` is
+    /// `out.len()`. Returns how many completions were written.
+    ///
+    /// # Errors
+    /// [`GetEventsError::MinAboveMax`] when `min > out.len()`.
+    pub fn get_events_into(
+        &self,
+        min: usize,
+        out: &mut [Completion],
+        timeout: Option<Duration>,
+    ) -> Result<usize, GetEventsError> {
+        if min > out.len() {
+            return Err(GetEventsError::MinAboveMax {
+                min,
+                max: out.len(),
+            });
+        }
+        let mut count = 0;
+        self.wait_for(min, out.len(), timeout, |_| {
+            let reaped = self.reap_into(&mut out[count..]);
+            count += reaped;
+            reaped
+        });
+        Ok(count)
+    }
+
+    /// The blocking loop of `get_events`: `reap(room)` takes up to `room`
+    /// completions and returns how many it took.
+    fn wait_for(
+        &self,
+        min: usize,
+        max: usize,
+        timeout: Option<Duration>,
+        mut reap: impl FnMut(usize) -> usize,
+    ) {
+        // A timeout too far away to represent is no timeout.
+        let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
+        let sleeper = self.inner.core.hooks().sleeper();
+        let mut count = 0;
+        loop {
+            let seen = sleeper.epoch();
+            // Reap until nothing more comes or `max` is reached.
+            while count < max {
+                let reaped = reap(max - count);
+                if reaped == 0 {
+                    break;
+                }
+                count += reaped;
+            }
+            if count >= min || count == max {
+                return;
+            }
+            if timeout == Some(Duration::ZERO) || deadline.is_some_and(|d| Instant::now() >= d) {
+                return;
+            }
+            sleeper.wait(seen, deadline);
+        }
+    }
+
+    /// Takes the completions there are now (running deferred work first),
+    /// without blocking: `get_events_into(0, out, Some(ZERO))`.
+    pub fn reap(&self, out: &mut [Completion]) -> usize {
+        self.reap_into(out)
+    }
+
+    fn reap_into(&self, out: &mut [Completion]) -> usize {
+        let count = self.inner.core.reap(out);
+        if count == 0 {
+            return 0;
+        }
+        let mut released = Vec::with_capacity(count);
+        {
+            let mut tickets = self.inner.tickets.lock();
+            for completion in &mut out[..count] {
+                // Every ticket the core returns was taken at submit and is
+                // given back exactly once, here.
+                if let Some(ticket) = tickets.give_back(completion.user_data) {
+                    completion.user_data = ticket.user_data;
+                    released.push(ticket);
+                }
+            }
+        }
+        // Sources are released outside the lock: dropping the last handle
+        // of one closes its queues.
+        drop(released);
+        count
+    }
+
+    /// How many completions wait to be reaped.
+    pub fn completions(&self) -> usize {
+        self.inner.core.completions()
+    }
+
+    /// How many slots are in use: pending requests plus unreaped completions.
+    pub fn in_use(&self) -> usize {
+        self.inner.core.in_use()
+    }
+
+    /// The number of request slots, `N`.
+    pub const fn capacity(&self) -> usize {
+        N
+    }
+
+    /// What the core has done so far.
+    pub fn stats(&self) -> Stats {
+        self.inner.core.stats()
+    }
+}
+
+impl<const N: usize> Default for StdContext<N> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<const N: usize> core::fmt::Debug for StdContext<N> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("StdContext")
+            .field("core", &self.inner.core)
+            .finish()
+    }
+}

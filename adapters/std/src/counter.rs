@@ -1,0 +1,134 @@
+//! [`EventCounter`]: eventfd(2) semantics (non-semaphore mode).
+
+use std::sync::Arc;
+
+use aiopoll::{Events, PollTable, Source};
+use parking_lot::Mutex;
+
+use crate::{AsSource, Lock, SharedSource, SourceError, WaitQueue};
+
+/// The largest count an event counter holds (eventfd's `0xffff_ffff_ffff_fffe`).
+const MAX_COUNT: u64 = u64::MAX - 1;
+
+/// A 64-bit counter with the readiness and wakeups of a Linux eventfd in
+/// non-semaphore mode:
+///
+/// - readable ([`Events::IN`]) while the count is above 0; writable
+///   ([`Events::OUT`]) while adding 1 would not overflow; never `RDNORM` or
+///   `WRNORM` (so a request for those alone waits for ERR/HUP only);
+/// - a write wakes waiters with key `IN`, a read with key `OUT`;
+/// - [`read`](Self::read) returns the count and clears it.
+///
+/// Share it between threads by reference or in an `Arc`. Dropping it closes
+/// its wait queue: pending requests complete with
+/// [`Outcome::SourceGone`](crate::Outcome::SourceGone).
+#[derive(Debug)]
+pub struct EventCounter {
+    shared: Arc<CounterShared>,
+}
+
+#[derive(Debug)]
+struct CounterShared {
+    count: Mutex<u64>,
+    queue: WaitQueue,
+}
+
+impl EventCounter {
+    /// A counter at 0.
+    pub fn new() -> Self {
+        Self::with_count(0)
+    }
+
+    /// A counter starting at `count` (clamped to the largest count).
+    pub fn with_count(count: u64) -> Self {
+        EventCounter {
+            shared: Arc::new(CounterShared {
+                count: Mutex::new(count.min(MAX_COUNT)),
+                queue: WaitQueue::new(),
+            }),
+        }
+    }
+
+    /// Adds `value` to the count (eventfd's `write`) and wakes readers with
+    /// key `IN`. A write of 0 changes nothing and wakes nobody.
+    ///
+    /// # Errors
+    /// - [`SourceError::InvalidValue`]: `value` is `u64::MAX`.
+    /// - [`SourceError::WouldBlock`]: the count would exceed
+    ///   `u64::MAX - 1`; read first.
+    pub fn write(&self, value: u64) -> Result<(), SourceError> {
+        if value == u64::MAX {
+            return Err(SourceError::InvalidValue);
+        }
+        let mut count = self.shared.count.lock();
+        if MAX_COUNT - *count < value {
+            return Err(SourceError::WouldBlock);
+        }
+        if value == 0 {
+            return Ok(());
+        }
+        *count += value;
+        // Woken under the count's lock, as Linux wakes under the eventfd's:
+        // a key always describes the state it was sent for.
+        self.shared.queue.wake(Events::IN);
+        Ok(())
+    }
+
+    /// Takes the count and resets it to 0 (eventfd's `read`), waking
+    /// writers with key `OUT`.
+    ///
+    /// # Errors
+    /// [`SourceError::WouldBlock`]: the count is 0; poll for `IN` first.
+    pub fn read(&self) -> Result<u64, SourceError> {
+        let mut count = self.shared.count.lock();
+        if *count == 0 {
+            return Err(SourceError::WouldBlock);
+        }
+        let value = core::mem::take(&mut *count);
+        self.shared.queue.wake(Events::OUT);
+        Ok(value)
+    }
+
+    /// The count now (a snapshot).
+    pub fn count(&self) -> u64 {
+        *self.shared.count.lock()
+    }
+
+    /// The events ready now.
+    pub fn readiness(&self) -> Events {
+        self.shared.poll(&mut PollTable::readiness_only())
+    }
+}
+
+impl Default for EventCounter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Drop for EventCounter {
+    fn drop(&mut self) {
+        self.shared.queue.close();
+    }
+}
+
+impl Source<Lock> for CounterShared {
+    fn poll<'s>(&'s self, table: &mut PollTable<'_, 's, Lock>) -> Events {
+        table.wait(&self.queue);
+        let count = *self.count.lock();
+        let mut ready = Events::empty();
+        if count > 0 {
+            ready |= Events::IN;
+        }
+        if count < MAX_COUNT {
+            ready |= Events::OUT;
+        }
+        ready
+    }
+}
+
+impl AsSource for EventCounter {
+    fn as_source(&self) -> SharedSource {
+        self.shared.clone()
+    }
+}

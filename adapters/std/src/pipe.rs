@@ -1,0 +1,245 @@
+//! [`pipe`]: a bounded byte pipe with pipe(7) semantics.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use aiopoll::{Events, PollTable, Source};
+use parking_lot::Mutex;
+
+use crate::{AsSource, Lock, SharedSource, SourceError, WaitQueue};
+
+/// Linux's default pipe capacity: 65,536 bytes.
+pub const PIPE_CAPACITY: usize = 65_536;
+
+/// Writes of at most this many bytes are atomic (pipe(7)'s `PIPE_BUF`):
+/// all or nothing.
+pub const PIPE_BUF: usize = 4_096;
+
+/// A pipe of [`PIPE_CAPACITY`] bytes: `(read end, write end)`.
+pub fn pipe() -> (PipeReader, PipeWriter) {
+    pipe_with_capacity(PIPE_CAPACITY)
+}
+
+/// A pipe holding up to `capacity` bytes (at least 1).
+pub fn pipe_with_capacity(capacity: usize) -> (PipeReader, PipeWriter) {
+    let shared = Arc::new(PipeShared {
+        state: Mutex::new(PipeState {
+            buffer: VecDeque::new(),
+            capacity: capacity.max(1),
+            reader_open: true,
+            writer_open: true,
+        }),
+        readers: WaitQueue::new(),
+        writers: WaitQueue::new(),
+    });
+    (
+        PipeReader {
+            end: Arc::new(ReadEnd(shared.clone())),
+        },
+        PipeWriter {
+            end: Arc::new(WriteEnd(shared)),
+        },
+    )
+}
+
+#[derive(Debug)]
+struct PipeShared {
+    state: Mutex<PipeState>,
+    /// Requests on the read end.
+    readers: WaitQueue,
+    /// Requests on the write end.
+    writers: WaitQueue,
+}
+
+#[derive(Debug)]
+struct PipeState {
+    buffer: VecDeque<u8>,
+    capacity: usize,
+    reader_open: bool,
+    writer_open: bool,
+}
+
+impl PipeState {
+    fn read_readiness(&self) -> Events {
+        let mut ready = Events::empty();
+        if !self.buffer.is_empty() {
+            ready |= Events::IN | Events::RDNORM;
+        }
+        if !self.writer_open {
+            ready |= Events::HUP;
+        }
+        ready
+    }
+
+    fn write_readiness(&self) -> Events {
+        let mut ready = Events::empty();
+        if self.buffer.len() < self.capacity {
+            ready |= Events::OUT | Events::WRNORM;
+        }
+        if !self.reader_open {
+            ready |= Events::ERR;
+        }
+        ready
+    }
+}
+
+/// The read end of a [`pipe`]: ready `IN | RDNORM` while it holds data,
+/// `HUP` once the write end is closed. Dropping it closes the read end:
+/// the write end's waiters are woken to re-poll (and see `ERR`), and
+/// requests pending on this end complete with
+/// [`Outcome::SourceGone`](crate::Outcome::SourceGone).
+#[derive(Debug)]
+pub struct PipeReader {
+    end: Arc<ReadEnd>,
+}
+
+/// The write end of a [`pipe`]: ready `OUT | WRNORM` while it has room,
+/// `ERR` once the read end is closed. Dropping it closes the write end:
+/// the read end's waiters are woken to re-poll (and see `HUP`), and
+/// requests pending on this end complete with
+/// [`Outcome::SourceGone`](crate::Outcome::SourceGone).
+#[derive(Debug)]
+pub struct PipeWriter {
+    end: Arc<WriteEnd>,
+}
+
+/// The source behind a [`PipeReader`].
+#[derive(Debug)]
+struct ReadEnd(Arc<PipeShared>);
+
+/// The source behind a [`PipeWriter`].
+#[derive(Debug)]
+struct WriteEnd(Arc<PipeShared>);
+
+impl PipeReader {
+    /// Reads up to `buf.len()` bytes without blocking and wakes the write
+    /// end's waiters with key `OUT | WRNORM`. `Ok(0)` means end of file (the
+    /// write end is closed and the pipe is empty), or an empty `buf`.
+    ///
+    /// # Errors
+    /// [`SourceError::WouldBlock`]: the pipe is empty and the write end is
+    /// open; poll for `IN` first.
+    pub fn read(&self, buf: &mut [u8]) -> Result<usize, SourceError> {
+        let shared = &self.end.0;
+        let mut state = shared.state.lock();
+        if state.buffer.is_empty() {
+            return if state.writer_open {
+                Err(SourceError::WouldBlock)
+            } else {
+                Ok(0)
+            };
+        }
+        let count = buf.len().min(state.buffer.len());
+        for (place, byte) in buf.iter_mut().zip(state.buffer.drain(..count)) {
+            *place = byte;
+        }
+        if count > 0 {
+            // Woken under the pipe's lock: the key describes this state.
+            shared.writers.wake(Events::OUT | Events::WRNORM);
+        }
+        Ok(count)
+    }
+
+    /// How many bytes the pipe holds now (a snapshot).
+    pub fn available(&self) -> usize {
+        self.end.0.state.lock().buffer.len()
+    }
+
+    /// The events ready on the read end now.
+    pub fn readiness(&self) -> Events {
+        self.end.poll(&mut PollTable::readiness_only())
+    }
+}
+
+impl PipeWriter {
+    /// Writes from `buf` without blocking and wakes the read end's waiters
+    /// with key `IN | RDNORM`. As pipe(7) says for non-blocking writes: at
+    /// most [`PIPE_BUF`] bytes are written all or nothing; more may be
+    /// written partially, as much as there is room for.
+    ///
+    /// # Errors
+    /// - [`SourceError::BrokenPipe`]: the read end is closed.
+    /// - [`SourceError::WouldBlock`]: no room (for all of `buf`, when it
+    ///   is at most [`PIPE_BUF`] bytes); poll for `OUT` first.
+    pub fn write(&self, buf: &[u8]) -> Result<usize, SourceError> {
+        let shared = &self.end.0;
+        let mut state = shared.state.lock();
+        if !state.reader_open {
+            return Err(SourceError::BrokenPipe);
+        }
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        let room = state.capacity - state.buffer.len();
+        if room == 0 || (buf.len() <= PIPE_BUF && room < buf.len()) {
+            return Err(SourceError::WouldBlock);
+        }
+        let count = buf.len().min(room);
+        state.buffer.extend(&buf[..count]);
+        shared.readers.wake(Events::IN | Events::RDNORM);
+        Ok(count)
+    }
+
+    /// How many bytes can be written now (a snapshot).
+    pub fn room(&self) -> usize {
+        let state = self.end.0.state.lock();
+        state.capacity - state.buffer.len()
+    }
+
+    /// The events ready on the write end now.
+    pub fn readiness(&self) -> Events {
+        self.end.poll(&mut PollTable::readiness_only())
+    }
+}
+
+impl Drop for PipeReader {
+    fn drop(&mut self) {
+        let shared = &self.end.0;
+        {
+            let mut state = shared.state.lock();
+            state.reader_open = false;
+            // What the writers see changed in more than one way (ERR, and
+            // maybe OUT): like Linux, an unkeyed wakeup, so they re-poll.
+            shared.writers.wake(Events::empty());
+        }
+        shared.readers.close();
+    }
+}
+
+impl Drop for PipeWriter {
+    fn drop(&mut self) {
+        let shared = &self.end.0;
+        {
+            let mut state = shared.state.lock();
+            state.writer_open = false;
+            shared.readers.wake(Events::empty());
+        }
+        shared.writers.close();
+    }
+}
+
+impl Source<Lock> for ReadEnd {
+    fn poll<'s>(&'s self, table: &mut PollTable<'_, 's, Lock>) -> Events {
+        table.wait(&self.0.readers);
+        self.0.state.lock().read_readiness()
+    }
+}
+
+impl Source<Lock> for WriteEnd {
+    fn poll<'s>(&'s self, table: &mut PollTable<'_, 's, Lock>) -> Events {
+        table.wait(&self.0.writers);
+        self.0.state.lock().write_readiness()
+    }
+}
+
+impl AsSource for PipeReader {
+    fn as_source(&self) -> SharedSource {
+        self.end.clone()
+    }
+}
+
+impl AsSource for PipeWriter {
+    fn as_source(&self) -> SharedSource {
+        self.end.clone()
+    }
+}
