@@ -28,6 +28,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..6usize).prop_map(|max| Op::Reap { max }),
         1 => Just(Op::RunDeferred),
         1 => Just(Op::DropContext),
+        2 => (0..4u32).prop_map(|count| Op::FailTryLocks { count }),
     ]
 }
 

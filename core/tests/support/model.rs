@@ -12,7 +12,7 @@ use std::pin::Pin;
 
 use aiopoll::{CancelError, Completion, Context, Events, Handle, Outcome, SubmitError};
 
-use super::Device;
+use super::{fail_next_try_locks, try_lock_failures_left, Device, FaultLock};
 
 /// Request slots of the context under test.
 pub const SLOTS: usize = 4;
@@ -50,13 +50,18 @@ pub enum Op {
     },
     RunDeferred,
     DropContext,
+    /// Fault injection: the context lock's next `count` try-locks fail, so
+    /// wakeups that would complete inline defer instead.
+    FailTryLocks {
+        count: u32,
+    },
 }
 
 /// Builds the sources: 0 registers nowhere, 1, 2 and 3 on that many queues
 /// (3 is over the limit), 4 wakes its own queue with IN inside `poll` and
 /// reports unknown bits, 5 registers on its queue twice.
-pub fn sources() -> [Device; SOURCES] {
-    let mut devices: [Device; SOURCES] = core::array::from_fn(|source| {
+pub fn sources() -> [Device<FaultLock>; SOURCES] {
+    let mut devices: [Device<FaultLock>; SOURCES] = core::array::from_fn(|source| {
         Device::new(match source {
             0 => 0,
             1 | 4 | 5 => 1,
@@ -104,6 +109,8 @@ pub struct Model {
     completed: Vec<Vec<usize>>,
     /// Armed or completed-but-unreaped.
     in_use: usize,
+    /// Scheduled try-lock failures left.
+    failures: u32,
 }
 
 fn queues_used(source: usize) -> usize {
@@ -119,6 +126,16 @@ impl Model {
     fn complete(&mut self, index: usize, outcome: Outcome) {
         self.requests[index].state = State::Completed(outcome);
         self.completed.push(vec![index]);
+    }
+
+    /// A wakeup tries the context lock: fails while failures are scheduled.
+    fn try_lock(&mut self) -> bool {
+        if self.failures > 0 {
+            self.failures -= 1;
+            false
+        } else {
+            true
+        }
     }
 
     fn completions(&self) -> usize {
@@ -174,6 +191,8 @@ impl Model {
                         && request.events.intersects(Events::IN)
                     {
                         *pending = true;
+                        // The wakeup tried the lock (and found it held).
+                        self.failures = self.failures.saturating_sub(1);
                     }
                 }
             }
@@ -204,10 +223,11 @@ impl Model {
                 woken += 1;
             } else if key.intersects(request.events) {
                 woken += 1;
-                if linked.len() == 1 {
-                    let outcome = Outcome::Ready(key & request.events);
+                let sole = linked.len() == 1;
+                let outcome = Outcome::Ready(key & request.events);
+                if self.try_lock() && sole {
                     self.complete(index, outcome);
-                } else {
+                } else if let State::Armed { pending, .. } = &mut self.requests[index].state {
                     *pending = true;
                 }
             }
@@ -223,12 +243,7 @@ impl Model {
         let mut woken = 0;
         for index in 0..self.requests.len() {
             let request = &mut self.requests[index];
-            let State::Armed {
-                linked,
-                pending,
-                gone,
-            } = &mut request.state
-            else {
+            let State::Armed { linked, .. } = &mut request.state else {
                 continue;
             };
             if request.source != source || !linked.contains(&queue) {
@@ -236,9 +251,10 @@ impl Model {
             }
             woken += 1;
             linked.retain(|&other| other != queue);
-            if linked.is_empty() {
+            let sole = linked.is_empty();
+            if self.try_lock() && sole {
                 self.complete(index, Outcome::SourceGone);
-            } else {
+            } else if let State::Armed { pending, gone, .. } = &mut self.requests[index].state {
                 *pending = true;
                 *gone = true;
             }
@@ -335,7 +351,7 @@ impl Model {
     }
 }
 
-type Ctx<'s> = Context<'s, SLOTS, aiopoll::SpinLocks, LIMIT>;
+type Ctx<'s> = Context<'s, SLOTS, (FaultLock, super::FaultLock), LIMIT>;
 
 /// What one run did, for the test command's report.
 #[derive(Clone, Copy, Debug, Default)]
@@ -397,6 +413,9 @@ pub fn decode(data: &[u8]) -> Vec<Op> {
                     max: usize::from(a) % 6,
                 },
                 _ if a % 4 == 0 => Op::DropContext,
+                _ if a % 4 == 1 => Op::FailTryLocks {
+                    count: u32::from(b % 4),
+                },
                 _ => Op::RunDeferred,
             }
         })
@@ -407,6 +426,7 @@ pub fn decode(data: &[u8]) -> Vec<Op> {
 /// difference.
 pub fn run(ops: &[Op]) -> Result<Counts, String> {
     let mut counts = Counts::default();
+    fail_next_try_locks(0);
     let devices = sources();
     let mut context: Pin<Box<Ctx<'_>>> = Box::pin(Ctx::new());
     let mut model = Model::default();
@@ -482,6 +502,10 @@ pub fn run(ops: &[Op]) -> Result<Counts, String> {
             Op::RunDeferred => {
                 check!(context.run_deferred(), model.run_deferred(), op);
             }
+            Op::FailTryLocks { count } => {
+                fail_next_try_locks(count);
+                model.failures = count;
+            }
             Op::DropContext => {
                 counts.deferred += u64::from(context.stats().completed_by_deferred_work);
                 counts.teardowns += 1;
@@ -495,6 +519,7 @@ pub fn run(ops: &[Op]) -> Result<Counts, String> {
                 }
             }
         }
+        check!(try_lock_failures_left(), model.failures, op);
         check!(context.in_use(), model.in_use, op);
         check!(context.completions(), model.completions(), op);
     }
