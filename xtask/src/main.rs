@@ -4,12 +4,14 @@
 //! cargo xtask test            fmt, clippy, host tests, loom, Miri, target builds, QEMU scenarios
 //! cargo xtask setup           install what the other tasks need (targets, Miri, qemu-system-arm)
 //! cargo xtask fuzz            fuzz the core against its reference model
+//! cargo xtask bench           aiopoll and its peers side by side: one table of ns/op, instructions/op, ratios
 //! ```
 //!
 //! Every task installs what it is missing itself (rustup targets, the nightly
 //! Miri component, qemu-system-arm through apt when root) or says exactly
 //! what to install.
 
+mod bench;
 mod fuzz;
 mod setup;
 mod shell;
@@ -26,6 +28,8 @@ tasks:
   setup           install what the tasks need (rustup targets, nightly Miri)
   fuzz [--seconds N]
                   fuzz the core against its reference model (default 60 s)
+  bench [--runs N] [--quick] [--no-callgrind] [--filter TEXT]
+                  benchmark aiopoll and its peers in one run; print one table
 ";
 
 fn main() -> ExitCode {
@@ -39,6 +43,7 @@ fn main() -> ExitCode {
         "test" => test::run(rest),
         "setup" => setup::run(rest),
         "fuzz" => fuzz::run(rest),
+        "bench" => bench::run(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())
