@@ -3,7 +3,7 @@
 use crate::setup;
 use crate::shell::{cargo, cargo_toolchain, step};
 
-/// Options: `--skip-miri`, `--skip-loom`, `--skip-fuzz` for a quick local
+/// Options: `--skip-miri`, `--skip-loom`, `--skip-fuzz`, `--skip-tsan` for a quick local
 /// loop (CI runs everything).
 pub fn run(args: &[String]) -> Result<(), String> {
     let skip = |name: &str| args.iter().any(|arg| arg == &format!("--skip-{name}"));
@@ -28,6 +28,48 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
     step("host tests", cargo().args(["test", "--workspace"]))?;
+
+    step(
+        "soak: a million requests on six threads, each accounted once",
+        cargo()
+            .args([
+                "test",
+                "-p",
+                "aiopoll",
+                "--release",
+                "--test",
+                "soak",
+                "--",
+                "--nocapture",
+            ])
+            .env("AIOPOLL_SOAK_REQUESTS", "1000000"),
+    )?;
+
+    if !skip("tsan") {
+        setup::miri()?; // nightly with rust-src, which -Zbuild-std needs
+        step(
+            "soak under ThreadSanitizer (a million requests)",
+            cargo_toolchain("nightly")
+                .args([
+                    "test",
+                    "-Zbuild-std",
+                    "--target",
+                    "x86_64-unknown-linux-gnu",
+                ])
+                .args([
+                    "-p",
+                    "aiopoll",
+                    "--release",
+                    "--test",
+                    "soak",
+                    "--",
+                    "--nocapture",
+                ])
+                .env("RUSTFLAGS", "-Zsanitizer=thread")
+                .env("AIOPOLL_SOAK_REQUESTS", "1000000")
+                .env("CARGO_TARGET_DIR", crate::shell::root().join("target/tsan")),
+        )?;
+    }
 
     if !skip("loom") {
         step(
