@@ -8,6 +8,7 @@ use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::task::{Poll, Waker};
 
+use crate::threads;
 use aiopoll::{Completion, Events, Outcome, PollTable, Source, WaitQueue};
 
 /// Runs one iteration of a case many times.
@@ -30,6 +31,8 @@ pub enum Kind {
     User,
     /// Single thread, through system calls.
     Kernel,
+    /// Several threads.
+    Threads,
 }
 
 impl Kind {
@@ -38,6 +41,7 @@ impl Kind {
         match self {
             Kind::User => "user",
             Kind::Kernel => "kernel",
+            Kind::Threads => "threads",
         }
     }
 }
@@ -85,6 +89,11 @@ pub const CASES: &[Case] = &[
     case("fan-out", "event-listener", FAN_OUT as u64, Kind::User),
     case("fan-out", "linux-aio", FAN_OUT as u64, Kind::Kernel),
     case("fan-out", "io-uring", FAN_OUT as u64, Kind::Kernel),
+    case("ping-pong", "aiopoll-std", 1, Kind::Threads),
+    case("ping-pong", "condvar", 1, Kind::Threads),
+    case("ping-pong", "linux-aio", 1, Kind::Threads),
+    case("contention", "aiopoll-std", 1, Kind::Threads),
+    case("contention", "maitake-sync", 1, Kind::Threads),
 ];
 
 impl Case {
@@ -102,6 +111,12 @@ impl Case {
             ("fan-out", "aiopoll") => fan_out_aiopoll(runner),
             ("fan-out", "maitake-sync") => fan_out_maitake(runner),
             ("fan-out", "event-listener") => fan_out_event_listener(runner),
+            ("ping-pong", "aiopoll-std") => threads::ping_pong_aiopoll(runner),
+            ("ping-pong", "condvar") => threads::ping_pong_condvar(runner),
+            #[cfg(target_os = "linux")]
+            ("ping-pong", "linux-aio") => threads::ping_pong_aio(runner),
+            ("contention", "aiopoll-std") => threads::contention_aiopoll(runner),
+            ("contention", "maitake-sync") => threads::contention_maitake(runner),
             #[cfg(target_os = "linux")]
             ("round-trip", "linux-aio") => kernel::round_trip_aio(runner),
             #[cfg(target_os = "linux")]
@@ -215,7 +230,7 @@ fn fan_out_aiopoll<R: Runner>(runner: &mut R) -> Result<(), String> {
 }
 
 /// Polls `future` once with a waker that does nothing.
-fn poll_once<F: Future + ?Sized>(future: Pin<&mut F>) -> Poll<F::Output> {
+pub fn poll_once<F: Future + ?Sized>(future: Pin<&mut F>) -> Poll<F::Output> {
     future.poll(&mut std::task::Context::from_waker(Waker::noop()))
 }
 

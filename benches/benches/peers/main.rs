@@ -14,6 +14,7 @@
 mod cases;
 #[cfg(target_os = "linux")]
 mod linux_aio;
+mod threads;
 #[cfg(target_os = "linux")]
 mod uring;
 

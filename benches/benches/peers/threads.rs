@@ -1,0 +1,258 @@
+//! The cross-thread cases: ping-pong between two threads that block, and
+//! contention of two waking and two submitting/cancelling threads. The
+//! machines have 2 cores: the contention threads share them.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread;
+
+use aiopoll::PollTable;
+use aiopoll_std::{Completion, EventCounter, Events, StdContext, WaitQueue};
+
+use crate::cases::Runner;
+
+/// One side of the aiopoll ping-pong: a context, and the counter the other
+/// side writes to wake it.
+struct Side {
+    context: StdContext<4>,
+    counter: EventCounter,
+}
+
+impl Side {
+    fn new() -> Self {
+        Side {
+            context: StdContext::new(),
+            counter: EventCounter::new(),
+        }
+    }
+
+    /// Submits a request for the counter's `IN`, blocks in `get_events`
+    /// until it completes, and takes the count.
+    fn wait(&self, buffer: &mut [Completion; 1]) {
+        assert!(self.context.submit(&self.counter, Events::IN, 0).is_ok());
+        assert_eq!(self.context.get_events_into(1, buffer, None), Ok(1));
+        assert_eq!(self.counter.read(), Ok(1));
+    }
+}
+
+/// One iteration: wake the partner, block until it wakes us back.
+pub fn ping_pong_aiopoll<R: Runner>(runner: &mut R) -> Result<(), String> {
+    let (near, far) = (Side::new(), Side::new());
+    let stop = AtomicBool::new(false);
+    thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut buffer = [Completion::EMPTY; 1];
+            loop {
+                far.wait(&mut buffer);
+                if stop.load(Ordering::Acquire) {
+                    break;
+                }
+                assert!(near.counter.write(1).is_ok());
+            }
+        });
+        let mut buffer = [Completion::EMPTY; 1];
+        runner.run(|| {
+            assert!(near.context.submit(&near.counter, Events::IN, 0).is_ok());
+            assert!(far.counter.write(1).is_ok());
+            assert_eq!(near.context.get_events_into(1, &mut buffer, None), Ok(1));
+            assert_eq!(near.counter.read(), Ok(1));
+        });
+        stop.store(true, Ordering::Release);
+        assert!(far.counter.write(1).is_ok());
+    });
+    Ok(())
+}
+
+/// A one-way gate: a flag under a mutex and a condition variable.
+#[derive(Default)]
+struct Gate {
+    open: Mutex<bool>,
+    condvar: Condvar,
+}
+
+impl Gate {
+    fn open(&self) {
+        *self
+            .open
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner()) = true;
+        self.condvar.notify_one();
+    }
+
+    fn pass(&self) {
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(|poison| poison.into_inner());
+        while !*open {
+            open = self
+                .condvar
+                .wait(open)
+                .unwrap_or_else(|poison| poison.into_inner());
+        }
+        *open = false;
+    }
+}
+
+/// The same ping-pong with a `Mutex<bool>` + `Condvar` pair per direction.
+pub fn ping_pong_condvar<R: Runner>(runner: &mut R) -> Result<(), String> {
+    let (near, far) = (Gate::default(), Gate::default());
+    let stop = AtomicBool::new(false);
+    thread::scope(|scope| {
+        scope.spawn(|| loop {
+            far.pass();
+            if stop.load(Ordering::Acquire) {
+                break;
+            }
+            near.open();
+        });
+        runner.run(|| {
+            far.open();
+            near.pass();
+        });
+        stop.store(true, Ordering::Release);
+        far.open();
+    });
+    Ok(())
+}
+
+/// The same ping-pong with Linux aio: a poll request on an eventfd and a
+/// blocking `io_getevents` per side.
+#[cfg(target_os = "linux")]
+pub fn ping_pong_aio<R: Runner>(runner: &mut R) -> Result<(), String> {
+    use crate::linux_aio::{Aio, IoEvent, Iocb};
+    let (near, far) = (Aio::new(4)?, Aio::new(4)?);
+    let stop = AtomicBool::new(false);
+    let wait = |side: &Aio| -> Result<(), String> {
+        let mut iocb = Iocb::poll(side.eventfd, libc::POLLIN, 0);
+        side.submit(&mut [&mut iocb])?;
+        let mut events = [IoEvent::default(); 1];
+        side.get_events(1, &mut events)?;
+        side.drain();
+        Ok(())
+    };
+    thread::scope(|scope| {
+        let partner = scope.spawn(|| -> Result<(), String> {
+            loop {
+                wait(&far)?;
+                if stop.load(Ordering::Acquire) {
+                    return Ok(());
+                }
+                near.signal();
+            }
+        });
+        let mut failure = None;
+        runner.run(|| {
+            let mut iocb = Iocb::poll(near.eventfd, libc::POLLIN, 0);
+            let result = near.submit(&mut [&mut iocb]).and_then(|()| {
+                far.signal();
+                let mut events = [IoEvent::default(); 1];
+                near.get_events(1, &mut events)
+            });
+            near.drain();
+            if let Err(error) = result {
+                failure.get_or_insert(error);
+            }
+        });
+        stop.store(true, Ordering::Release);
+        far.signal();
+        let partner = partner
+            .join()
+            .unwrap_or_else(|_| Err("the partner thread panicked".into()));
+        failure.map_or(partner, Err)
+    })
+}
+
+/// A source that is never ready by itself: only keyed wakeups complete its
+/// requests.
+struct Pulse {
+    queue: WaitQueue,
+}
+
+impl aiopoll::Source<aiopoll_std::Lock> for Pulse {
+    fn poll<'s>(&'s self, table: &mut PollTable<'_, 's, aiopoll_std::Lock>) -> Events {
+        table.wait(&self.queue);
+        Events::empty()
+    }
+}
+
+/// Runs `waker` on two threads and `submitter` on one more, until the
+/// runner is done with the measured submitter on this thread.
+fn contended<R: Runner, T>(
+    runner: &mut R,
+    waker: impl Fn() + Sync,
+    submitter: impl Fn(usize) -> T + Sync,
+) {
+    let stop = AtomicBool::new(false);
+    thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                while !stop.load(Ordering::Relaxed) {
+                    waker();
+                }
+            });
+        }
+        scope.spawn(|| {
+            let mut round = 1;
+            while !stop.load(Ordering::Relaxed) {
+                submitter(round);
+                round += 1;
+            }
+        });
+        let mut round = 0;
+        runner.run(|| {
+            round += 2;
+            submitter(round)
+        });
+        stop.store(true, Ordering::Relaxed);
+    });
+}
+
+/// Two threads wake two shared sources; two submit a request on one of them,
+/// cancel it (a wakeup may win), and reap its one completion, on one shared
+/// context.
+pub fn contention_aiopoll<R: Runner>(runner: &mut R) -> Result<(), String> {
+    let sources: [Arc<Pulse>; 2] = [(); 2].map(|()| {
+        Arc::new(Pulse {
+            queue: WaitQueue::new(),
+        })
+    });
+    let context = StdContext::<8>::new();
+    contended(
+        runner,
+        || {
+            for source in &sources {
+                source.queue.wake(Events::IN);
+            }
+        },
+        |round| {
+            match context.submit(&sources[round % 2], Events::IN, 0) {
+                // A wakeup may have won: then cancel finds nothing.
+                Ok(handle) => drop(context.cancel(handle)),
+                Err(error) => panic!("submit: {error}"),
+            }
+            let mut buffer = [Completion::EMPTY; 1];
+            assert_eq!(context.get_events_into(1, &mut buffer, None), Ok(1));
+        },
+    );
+    Ok(())
+}
+
+/// The same with maitake-sync: two threads `wake_all` two shared queues; two
+/// create a waiter on one, register it, and drop it (its cancel).
+pub fn contention_maitake<R: Runner>(runner: &mut R) -> Result<(), String> {
+    let queues = [(); 2].map(|()| maitake_sync::WaitQueue::new());
+    contended(
+        runner,
+        || {
+            for queue in &queues {
+                queue.wake_all();
+            }
+        },
+        |round| {
+            let mut wait = std::pin::pin!(queues[round % 2].wait());
+            crate::cases::poll_once(wait.as_mut()).is_ready()
+        },
+    );
+    Ok(())
+}
