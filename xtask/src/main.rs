@@ -5,6 +5,7 @@
 //! cargo xtask setup           install what the other tasks need (targets, Miri, qemu-system-arm)
 //! cargo xtask fuzz            fuzz the core against its reference model
 //! cargo xtask bench           aiopoll and its peers side by side: one table of ns/op, instructions/op, ratios
+//! cargo xtask size            bytes per request slot and per wait queue on thumbv6m, thumbv7m, x86_64
 //! ```
 //!
 //! Every task installs what it is missing itself (rustup targets, the nightly
@@ -15,6 +16,7 @@ mod bench;
 mod fuzz;
 mod setup;
 mod shell;
+mod size;
 mod test;
 
 use std::process::ExitCode;
@@ -30,6 +32,7 @@ tasks:
                   fuzz the core against its reference model (default 60 s)
   bench [--runs N] [--quick] [--no-callgrind] [--filter TEXT]
                   benchmark aiopoll and its peers in one run; print one table
+  size            bytes per request slot and per wait queue, per target
 ";
 
 fn main() -> ExitCode {
@@ -44,6 +47,7 @@ fn main() -> ExitCode {
         "setup" => setup::run(rest),
         "fuzz" => fuzz::run(rest),
         "bench" => bench::run(rest),
+        "size" => size::run(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())
