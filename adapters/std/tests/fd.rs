@@ -39,7 +39,7 @@ fn a_socket_becomes_readable_when_its_peer_writes() {
         );
     });
     let mut buf = [0; 8];
-    assert_eq!((&*socket.get_ref()).read(&mut buf).unwrap(), 5);
+    assert_eq!(socket.get_ref().read(&mut buf).unwrap(), 5);
     // The peer hangs up: a request for PRI alone still sees HUP.
     context.submit(&socket, Events::PRI, 3).unwrap();
     drop(peer);
