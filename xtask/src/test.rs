@@ -93,6 +93,26 @@ pub fn run(args: &[String]) -> Result<(), String> {
         )?;
     }
 
+    if !skip("miri") {
+        // parking_lot's parking code casts integers to pointers, which
+        // -Zmiri-strict-provenance rejects: the adapter runs with Miri's
+        // default (permissive) provenance. Its OS-touching tests are
+        // `cfg(not(miri))`.
+        step(
+            "Miri: aiopoll-std's tests that do not touch the OS",
+            cargo_toolchain("nightly")
+                .args(["miri", "test", "-p", "aiopoll-std"])
+                .env("CARGO_TARGET_DIR", crate::shell::root().join("target/miri")),
+        )?;
+    }
+
+    for example in ["pipe_ping_pong", "tcp_echo"] {
+        step(
+            &format!("aiopoll-std example {example}"),
+            cargo().args(["run", "-p", "aiopoll-std", "--example", example]),
+        )?;
+    }
+
     if !skip("fuzz") {
         crate::fuzz::fuzz(60)?;
     }
