@@ -1,0 +1,236 @@
+//! Instructions per operation on a Cortex-M3, counted under QEMU's
+//! `-icount shift=0`: aiopoll, embassy-sync's `Signal`, maitake-sync's
+//! `WaitQueue` and the floor, in the same firmware.
+//!
+//! Each figure is the CMSDK timer's ticks over many iterations times 40,
+//! divided by the iterations; "net" subtracts an empty loop's count. Run with
+//! `cargo run --profile icount --bin icount` from `benches/firmware`.
+#![no_std]
+#![no_main]
+
+use core::cell::Cell;
+use core::future::Future;
+use core::hint::black_box;
+use core::pin::{pin, Pin};
+use core::sync::atomic::{AtomicU32, Ordering};
+use core::task::{Context as TaskContext, Poll, Waker};
+
+use aiopoll::{Completion, Context, Events, Outcome};
+use aiopoll_firmware_bench::{timer, Flag, IrqLocks};
+use cortex_m_rt::entry;
+use cortex_m_semihosting::{debug, hprintln};
+use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
+
+const ITERATIONS: u32 = 100_000;
+/// Requests per batch in the per-step measurements.
+const BATCH: usize = 32;
+const ROUNDS: u32 = 1_000;
+
+static FLAG: Flag = Flag::new();
+static FLAGS: [Flag; BATCH] = [const { Flag::new() }; BATCH];
+static SMALL: Context<'static, 4, IrqLocks> = Context::new();
+static BIG: Context<'static, BATCH, IrqLocks> = Context::new();
+static SIGNAL: embassy_sync::signal::Signal<CriticalSectionRawMutex, ()> =
+    embassy_sync::signal::Signal::new();
+
+/// Instructions of `ITERATIONS` runs of `op`.
+#[inline(never)]
+fn measure(mut op: impl FnMut()) -> u64 {
+    let start = timer::now();
+    for _ in 0..ITERATIONS {
+        op();
+    }
+    let end = timer::now();
+    u64::from(start.wrapping_sub(end)) * timer::INSTRUCTIONS_PER_TICK
+}
+
+fn poll_once<F: Future + ?Sized>(future: Pin<&mut F>) -> Poll<F::Output> {
+    future.poll(&mut TaskContext::from_waker(Waker::noop()))
+}
+
+fn report(name: &str, instructions: u64, per: u64, empty: u64) {
+    let per_op = instructions as f64 / per as f64;
+    let net = (instructions.saturating_sub(empty)) as f64 / per as f64;
+    hprintln!("{}\t{:.1}\t{:.1}", name, per_op, net);
+}
+
+/// Instructions spent in `step` over `ROUNDS` batches, with `before` and
+/// `after` run untimed around each batch.
+fn batched(mut before: impl FnMut(), mut step: impl FnMut(usize), mut after: impl FnMut()) -> u64 {
+    let mut ticks = 0u64;
+    for _ in 0..ROUNDS {
+        before();
+        let start = timer::now();
+        for index in 0..BATCH {
+            step(index);
+        }
+        let end = timer::now();
+        ticks += u64::from(start.wrapping_sub(end));
+        after();
+    }
+    ticks * timer::INSTRUCTIONS_PER_TICK
+}
+
+#[entry]
+fn main() -> ! {
+    timer::start();
+    hprintln!("case\tinstructions/op\tnet of the empty loop");
+
+    let empty = measure(|| {
+        black_box(());
+    });
+    report("empty loop", empty, u64::from(ITERATIONS), 0);
+
+    // The floor: a lock/unlock (a critical section), one compare-and-swap,
+    // a ring push and pop.
+    let word = AtomicU32::new(0);
+    let mut ring = heapless::spsc::Queue::<u16, 8>::new();
+    let mut expected = 0;
+    let floor = measure(|| {
+        let (word, ring) = black_box((&word, &mut ring));
+        critical_section::with(|_| black_box(()));
+        let swapped =
+            word.compare_exchange(expected, expected ^ 1, Ordering::AcqRel, Ordering::Acquire);
+        expected ^= 1;
+        black_box(swapped.is_ok());
+        let _ = ring.enqueue(1);
+        black_box(ring.dequeue());
+    });
+    report("floor", floor, u64::from(ITERATIONS), empty);
+
+    let embassy = measure(|| {
+        let signal = black_box(&SIGNAL);
+        let mut wait = pin!(signal.wait());
+        let pending = poll_once(wait.as_mut()).is_pending();
+        signal.signal(());
+        let ready = poll_once(wait.as_mut()).is_ready();
+        black_box(pending && ready);
+    });
+    report("embassy-sync Signal wait->signal->ready", embassy, u64::from(ITERATIONS), empty);
+
+    let queue = maitake_sync::WaitQueue::new();
+    let maitake = measure(|| {
+        let queue = black_box(&queue);
+        let mut wait = pin!(queue.wait());
+        let pending = poll_once(wait.as_mut()).is_pending();
+        queue.wake();
+        let ready = poll_once(wait.as_mut()).is_ready();
+        black_box(pending && ready);
+    });
+    report("maitake-sync WaitQueue wait->wake->ready", maitake, u64::from(ITERATIONS), empty);
+
+    let maitake_cancel = measure(|| {
+        let queue = black_box(&queue);
+        let mut wait = pin!(queue.wait());
+        black_box(poll_once(wait.as_mut()).is_pending());
+    });
+    report("maitake-sync WaitQueue wait->drop (cancel)", maitake_cancel, u64::from(ITERATIONS), empty);
+
+    let small = Pin::static_ref(&SMALL);
+    let mut out = [Completion::EMPTY; BATCH];
+    let round_trip = measure(|| {
+        let (flag, context) = black_box((&FLAG, small));
+        let submitted = context.submit(flag, Events::IN, 1).is_ok();
+        flag.raise();
+        let reaped = context.reap(&mut out[..1]);
+        flag.lower();
+        black_box(submitted && reaped == 1);
+    });
+    report("aiopoll submit->wake->reap", round_trip, u64::from(ITERATIONS), empty);
+
+    let cancel = measure(|| {
+        let (flag, context) = black_box((&FLAG, small));
+        let cancelled = match context.submit(flag, Events::IN, 1) {
+            Ok(handle) => context.cancel(handle).is_ok(),
+            Err(_) => false,
+        };
+        let reaped = context.reap(&mut out[..1]);
+        black_box(cancelled && reaped == 1 && out[0].outcome == Outcome::Cancelled);
+    });
+    report("aiopoll submit->cancel->reap", cancel, u64::from(ITERATIONS), empty);
+
+    // The steps on their own: BATCH requests on BATCH flags, one waiter each.
+    let big = Pin::static_ref(&BIG);
+    let timer_only = batched(|| {}, |index| {
+        black_box(index);
+    }, || {});
+    let per_batch = u64::from(ROUNDS) * BATCH as u64;
+    report("(batch loop)", timer_only, per_batch, 0);
+    let handles: [Cell<Option<aiopoll::Handle>>; BATCH] = [const { Cell::new(None) }; BATCH];
+    let submit_all = |handles: &[Cell<Option<aiopoll::Handle>>; BATCH]| {
+        for (index, flag) in FLAGS.iter().enumerate() {
+            handles[index].set(big.submit(flag, Events::IN, index as u64).ok());
+        }
+    };
+    let submit = batched(
+        || {},
+        |index| {
+            black_box(big.submit(black_box(&FLAGS[index]), Events::IN, index as u64).is_ok());
+        },
+        || {
+            for flag in &FLAGS {
+                flag.raise();
+                flag.lower();
+            }
+            black_box(big.reap(&mut out));
+        },
+    );
+    report("aiopoll submit (one request)", submit, per_batch, timer_only);
+    let wake = batched(
+        || submit_all(&handles),
+        |index| {
+            black_box(black_box(&FLAGS[index]).raise());
+        },
+        || {
+            for flag in &FLAGS {
+                flag.lower();
+            }
+            black_box(big.reap(&mut out));
+        },
+    );
+    report("aiopoll wake of one waiter (interrupt side)", wake, per_batch, timer_only);
+    let reap = {
+        let mut ticks = 0u64;
+        for _ in 0..ROUNDS {
+            submit_all(&handles);
+            for flag in &FLAGS {
+                flag.raise();
+                flag.lower();
+            }
+            let start = timer::now();
+            for index in 0..BATCH {
+                black_box(big.reap(&mut out[index..index + 1]));
+            }
+            let end = timer::now();
+            ticks += u64::from(start.wrapping_sub(end));
+        }
+        ticks * timer::INSTRUCTIONS_PER_TICK
+    };
+    report("aiopoll reap (one completion)", reap, per_batch, timer_only);
+    let cancel_step = batched(
+        || submit_all(&handles),
+        |index| {
+            if let Some(handle) = handles[index].get() {
+                black_box(big.cancel(handle).is_ok());
+            }
+        },
+        || {
+            black_box(big.reap(&mut out));
+        },
+    );
+    report("aiopoll cancel (one request)", cancel_step, per_batch, timer_only);
+
+    debug::exit(debug::EXIT_SUCCESS);
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    hprintln!("panic: {}", info);
+    debug::exit(debug::EXIT_FAILURE);
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
