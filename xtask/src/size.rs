@@ -1,13 +1,20 @@
 //! `cargo xtask size`: the bytes aiopoll's types take on each target
 //! (thumbv6m, thumbv7m, x86_64), read from the object file of the
-//! `aiopoll-sizes` crate built for that target, so nothing has to run there.
+//! `aiopoll-sizes` crate built for that target, so nothing has to run there;
+//! then, from the bench firmware (`benches/firmware`, thumbv7m, opt-level
+//! "s"), the flash and RAM that a context with one source adds; and the
+//! firmware's instruction counts under `qemu-system-arm -icount shift=0`
+//! (aiopoll beside embassy-sync's `Signal` and maitake-sync's `WaitQueue`),
+//! run twice to show they repeat.
 
 use std::path::{Path, PathBuf};
 
 use object::read::archive::ArchiveFile;
-use object::{Object, ObjectSection, ObjectSymbol};
+use std::process::Command;
 
-use crate::shell::{cargo, root, step};
+use object::{Object, ObjectSection, ObjectSymbol, SectionFlags, SectionKind};
+
+use crate::shell::{cargo, output, root, step};
 
 /// The targets whose sizes are reported, with the features they need.
 const TARGETS: [(&str, &[&str]); 3] = [
@@ -145,5 +152,112 @@ pub fn run(_args: &[String]) -> Result<(), String> {
         i64::from(sizes[5])
     });
     print!("{text}");
+    firmware()
+}
+
+/// The flash (everything loaded: code, read-only data, initial values) and
+/// RAM (initialised and zeroed data; not the stack) of an ELF image.
+fn flash_and_ram(elf: &Path) -> Result<(u64, u64), String> {
+    let data = std::fs::read(elf).map_err(|error| format!("{}: {error}", elf.display()))?;
+    let file =
+        object::File::parse(&*data).map_err(|error| format!("{}: {error}", elf.display()))?;
+    let (mut flash, mut ram) = (0, 0);
+    for section in file.sections() {
+        let SectionFlags::Elf { sh_flags } = section.flags() else {
+            continue;
+        };
+        const ALLOC: u64 = 0x2;
+        const WRITE: u64 = 0x1;
+        if sh_flags & ALLOC == 0 {
+            continue;
+        }
+        let zeroed = matches!(
+            section.kind(),
+            SectionKind::UninitializedData | SectionKind::UninitializedTls
+        );
+        if !zeroed {
+            flash += section.size();
+        }
+        if sh_flags & WRITE != 0 {
+            ram += section.size();
+        }
+    }
+    Ok((flash, ram))
+}
+
+const FIRMWARE_TARGET: &str = "thumbv7m-none-eabi";
+
+fn firmware_cargo() -> Command {
+    let mut command = cargo();
+    command
+        .current_dir(root().join("benches/firmware"))
+        .env("CARGO_TARGET_DIR", target_dir());
+    command
+}
+
+/// Flash and RAM of the size firmware, and the instruction counts.
+fn firmware() -> Result<(), String> {
+    step(
+        "build the size firmware (thumbv7m, opt-level \"s\")",
+        firmware_cargo().args([
+            "build",
+            "--release",
+            "--bin",
+            "size-base",
+            "--bin",
+            "size-aiopoll",
+        ]),
+    )?;
+    let dir = target_dir().join(FIRMWARE_TARGET).join("release");
+    let (base_flash, base_ram) = flash_and_ram(&dir.join("size-base"))?;
+    let (flash, ram) = flash_and_ram(&dir.join("size-aiopoll"))?;
+    println!(
+        "\n| firmware (thumbv7m, opt-level \"s\") | flash bytes | RAM bytes |\n|---|---:|---:|\n\
+         | size-base: runtime, panic handler, main loop | {base_flash} | {base_ram} |\n\
+         | size-aiopoll: + a context (1 slot, 2 wait entries) and one source, submit/wake/cancel/reap | {flash} | {ram} |\n\
+         | what aiopoll adds (core + the firmware's interrupt-masking lock) | {} | {} |",
+        flash as i64 - base_flash as i64,
+        ram as i64 - base_ram as i64,
+    );
+
+    step(
+        "build the instruction-count firmware (thumbv7m, opt-level 3)",
+        firmware_cargo().args(["build", "--profile", "icount", "--bin", "icount"]),
+    )?;
+    let elf = target_dir().join(FIRMWARE_TARGET).join("icount/icount");
+    let qemu = |elf: &Path| {
+        output(
+            Command::new("qemu-system-arm")
+                .args(["-machine", "mps2-an385", "-cpu", "cortex-m3", "-nographic"])
+                .args(["-icount", "shift=0"])
+                .args(["-semihosting-config", "enable=on,target=native", "-kernel"])
+                .arg(elf),
+        )
+    };
+    let Some(first) = qemu(&elf) else {
+        println!(
+            "\nqemu-system-arm is missing or the firmware failed: no instruction counts \
+             (apt-get install qemu-system-arm)"
+        );
+        return Ok(());
+    };
+    let second = qemu(&elf).unwrap_or_default();
+    println!(
+        "\n| Cortex-M3 (QEMU mps2-an385, -icount shift=0) | instructions/op | net of the loop |\n|---|---:|---:|"
+    );
+    for line in first.lines().skip(1) {
+        let fields: Vec<&str> = line.split('\t').collect();
+        if let [name, raw, net] = fields[..] {
+            println!("| {name} | {raw} | {net} |");
+        }
+    }
+    println!(
+        "\ntwo runs {}",
+        if first == second {
+            "gave identical counts"
+        } else {
+            "DIFFERED (the counts are not deterministic)"
+        }
+    );
     Ok(())
 }
