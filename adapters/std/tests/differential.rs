@@ -361,6 +361,12 @@ impl Run {
         let sources = self.open_sources();
         let src = sources[self.rng.below(sources.len())];
         let mask = self.random_mask();
+        self.submit_on(src, mask);
+    }
+
+    /// Submits on both sides; returns the request's id and the result
+    /// (1, or minus errno), which must agree.
+    fn submit_on(&mut self, src: Src, mask: u32) -> (u64, i64) {
         let id = self.next_id;
         self.next_id += 1;
         let (fd, ours) = match src {
@@ -388,6 +394,7 @@ impl Run {
             self.pending.insert(id, Pending { src, mask });
             self.handles.insert(id, (handle, mask));
         }
+        (id, kernel)
     }
 
     fn submit_ours(
@@ -409,6 +416,11 @@ impl Run {
         // Mostly recent requests; any of them may have finished.
         let ids: Vec<u64> = self.handles.keys().rev().take(40).copied().collect();
         let id = ids[self.rng.below(ids.len())];
+        self.cancel_id(id);
+    }
+
+    /// Cancels on both sides; returns minus errno, which must agree.
+    fn cancel_id(&mut self, id: u64) -> i64 {
         let (handle, _) = self.handles[&id];
         let ours = match self.context.cancel(handle) {
             Ok(_) => -EINPROGRESS,
@@ -416,12 +428,18 @@ impl Run {
         };
         let kernel = self.kernel.cancel(id);
         assert_eq!(ours, kernel, "{}: cancel {id}", self.at());
+        kernel
     }
 
     fn counter_write(&mut self) {
         let i = self.rng.below(self.counters.len());
         let values = [1, 2, 5, 1 << 40, u64::MAX - 1, u64::MAX, u64::MAX - 3];
         let value = values[self.rng.below(values.len())];
+        self.counter_write_at(i, value);
+    }
+
+    /// Writes `value` to eventfd `i` on both sides; returns the result.
+    fn counter_write_at(&mut self, i: usize, value: u64) -> i64 {
         let counter = &self.counters[i];
         // SAFETY: writes 8 bytes from `value` to an open eventfd.
         let kernel = check(
@@ -429,10 +447,17 @@ impl Run {
         );
         let ours = ours_io(counter.ours.write(value).map(|()| 8));
         assert_eq!(ours, kernel, "{}: eventfd {i} write {value:#x}", self.at());
+        kernel
     }
 
     fn counter_read(&mut self) {
         let i = self.rng.below(self.counters.len());
+        self.counter_read_at(i);
+    }
+
+    /// Reads eventfd `i` on both sides; returns the count read, or minus
+    /// errno.
+    fn counter_read_at(&mut self, i: usize) -> i64 {
         let counter = &self.counters[i];
         let mut value = 0u64;
         // SAFETY: reads 8 bytes into `value` from an open eventfd.
@@ -454,15 +479,25 @@ impl Run {
                 self.at()
             ),
         }
+        if kernel > 0 {
+            value as i64
+        } else {
+            kernel
+        }
     }
 
     fn pipe_write(&mut self) {
         let i = self.rng.below(self.pipes.len());
         let pages = 1 + self.rng.below(20);
+        self.pipe_write_at(i, pages);
+    }
+
+    /// Writes `pages` pages to pipe `i` on both sides; returns the result
+    /// (`None` if its write end is closed).
+    fn pipe_write_at(&mut self, i: usize, pages: usize) -> Option<i64> {
+        let at = self.at();
         let pipe = &mut self.pipes[i];
-        let Some((fd, writer)) = pipe.write.as_ref() else {
-            return;
-        };
+        let (fd, writer) = pipe.write.as_ref()?;
         let data: Vec<u8> = (0..pages * PAGE)
             .map(|k| pipe.next.wrapping_add(k as u8))
             .collect();
@@ -470,18 +505,23 @@ impl Run {
         let kernel =
             check(unsafe { libc::write(*fd, data.as_ptr().cast(), data.len()) } as libc::c_long);
         let ours = ours_io(writer.write(&data));
-        assert_eq!(ours, kernel, "{}: pipe {i} write {pages} pages", self.at());
+        assert_eq!(ours, kernel, "{at}: pipe {i} write {pages} pages");
         if kernel > 0 {
             pipe.next = pipe.next.wrapping_add(kernel as u8);
         }
+        Some(kernel)
     }
 
     fn pipe_read(&mut self) {
         let i = self.rng.below(self.pipes.len());
         let pages = 1 + self.rng.below(20);
-        let Some((fd, reader)) = self.pipes[i].read.as_ref() else {
-            return;
-        };
+        self.pipe_read_at(i, pages);
+    }
+
+    /// Reads up to `pages` pages from pipe `i` on both sides; returns the
+    /// result (`None` if its read end is closed).
+    fn pipe_read_at(&mut self, i: usize, pages: usize) -> Option<i64> {
+        let (fd, reader) = self.pipes[i].read.as_ref()?;
         let mut kernel_data = vec![0u8; pages * PAGE];
         let mut our_data = vec![0u8; pages * PAGE];
         // SAFETY: reads into `kernel_data`, which is that long, from an
@@ -501,11 +541,18 @@ impl Run {
                 self.at()
             );
         }
+        Some(kernel)
     }
 
     fn close_end(&mut self) {
         let i = self.rng.below(self.pipes.len());
         let read = self.rng.chance(50);
+        self.close_end_at(i, read);
+    }
+
+    /// Closes pipe `i`'s read (or write) end on both sides, unless requests
+    /// wait on it; a pipe with both ends closed is made anew.
+    fn close_end_at(&mut self, i: usize, read: bool) {
         let src = if read {
             Src::PipeRead(i)
         } else {
@@ -536,8 +583,9 @@ impl Run {
         }
     }
 
-    /// Reaps both sides and compares the completions as sets.
-    fn compare(&mut self) {
+    /// Reaps both sides and compares the completions as sets; returns them
+    /// (sorted by user data), as aiopoll reports them.
+    fn compare(&mut self) -> Vec<(u64, i64)> {
         let ours = self
             .context
             .get_events(0, 64, Some(Duration::ZERO))
@@ -586,6 +634,7 @@ impl Run {
             );
         }
         self.compared += want.len();
+        want
     }
 
     fn step(&mut self) {
@@ -680,27 +729,97 @@ fn kernel_aio_poll_matches_on_fixed_seeds() {
     assert!(paths.iter().all(|&n| n > 0), "{paths:?}");
 }
 
+/// The cases of `kernel-poll.md`'s table that involve eventfds and pipes,
+/// each a scripted sequence run on both sides (every result and completion
+/// compared as in the random runs), plus what the table says the kernel does.
 #[test]
 fn kernel_table_cases() {
-    // The observed cases of kernel-poll.md that involve eventfds and pipes,
-    // as a short fixed sequence each.
+    const IN: u32 = 0x1;
+    const PRI: u32 = 0x2;
+    const OUT: u32 = 0x4;
+    const ERR: i64 = 0x8;
+    const HUP: i64 = 0x10;
+    const RDNORM: u32 = 0x40;
     let mut run = Run::new(0);
-    // eventfd ready to write, ask IN|OUT: completes at submit with OUT.
-    let id = run.next_id;
-    let fd = run.counters[0].fd;
-    let kernel = run.kernel.submit(fd, 0x5, id);
-    let ours = run.submit_ours(&run.counters[0].ours, 0x5, id);
-    assert_eq!(ours_submit(ours), kernel);
-    run.pending.insert(
-        id,
-        Pending {
-            src: Src::Counter(0),
-            mask: 0x5,
-        },
-    );
-    run.handles.insert(id, (ours.unwrap(), 0x5));
-    run.next_id += 1;
-    run.compare();
-    assert_eq!(run.compared, 1);
-    assert_eq!(run.finish().0, 1);
+    let (c, p) = (Src::Counter(0), 0);
+
+    // eventfd ready to write, ask IN or OUT: completes at submit, res OUT.
+    let (id, ret) = run.submit_on(c, IN | OUT);
+    assert_eq!(ret, 1);
+    assert_eq!(run.compare(), [(id, OUT as i64)]);
+
+    // pipe read end, ask IN, then the write end is closed: res HUP.
+    let (id, _) = run.submit_on(Src::PipeRead(p), IN);
+    assert_eq!(run.compare(), []);
+    run.close_end_at(p, false);
+    assert_eq!(run.compare(), [(id, HUP)]);
+    // pipe read end with the writer gone, ask PRI only: HUP at submit.
+    let (id, _) = run.submit_on(Src::PipeRead(p), PRI);
+    assert_eq!(run.compare(), [(id, HUP)]);
+    run.close_end_at(p, true); // both ends gone: a fresh pipe
+
+    // pipe write end full, ask OUT, then the read end is closed: res ERR.
+    assert_eq!(run.pipe_write_at(p, 20), Some(65_536));
+    assert_eq!(run.pipe_write_at(p, 1), Some(-EAGAIN));
+    let (id, _) = run.submit_on(Src::PipeWrite(p), OUT);
+    assert_eq!(run.compare(), []);
+    run.close_end_at(p, true);
+    assert_eq!(run.compare(), [(id, ERR)]);
+    assert_eq!(run.pipe_write_at(p, 1), Some(-EPIPE));
+    run.close_end_at(p, false);
+
+    // cancel of a pending request: EINPROGRESS, then a completion with 0;
+    // cancel again, and of a completed request: EINVAL.
+    let (id, _) = run.submit_on(c, PRI);
+    assert_eq!(run.cancel_id(id), -EINPROGRESS);
+    assert_eq!(run.compare(), [(id, 0)]);
+    assert_eq!(run.cancel_id(id), -EINVAL);
+    let (done, _) = run.submit_on(c, OUT);
+    assert_eq!(run.compare(), [(done, OUT as i64)]);
+    assert_eq!(run.cancel_id(done), -EINVAL);
+
+    // unknown mask bit: EINVAL.
+    assert_eq!(run.submit_on(c, 1 << 20).1, -EINVAL);
+
+    // zero mask on a not-ready eventfd: queued, a write does not complete
+    // it, cancel works.
+    run.counter_write_at(0, u64::MAX - 1);
+    let (zero, _) = run.submit_on(c, 0);
+    assert_eq!(run.counter_read_at(0), (u64::MAX - 1) as i64);
+    assert_eq!(run.counter_write_at(0, 1), 8);
+    assert_eq!(run.compare(), []);
+    assert_eq!(run.cancel_id(zero), -EINPROGRESS);
+    assert_eq!(run.compare(), [(zero, 0)]);
+    run.counter_read_at(0);
+
+    // 8 polls on one eventfd, one write: all 8 complete (as a set); a
+    // second write after completion: nothing more (one-shot).
+    let ids: Vec<u64> = (0..8).map(|_| run.submit_on(c, IN).0).collect();
+    assert_eq!(run.compare(), []);
+    run.counter_write_at(0, 1);
+    let done = run.compare();
+    assert_eq!(done.len(), 8);
+    assert!(done
+        .iter()
+        .all(|(id, res)| ids.contains(id) && *res == IN as i64));
+    run.counter_write_at(0, 1);
+    assert_eq!(run.compare(), []);
+    run.counter_read_at(0);
+
+    // eventfd, ask RDNORM only: never completes (keys are IN / OUT).
+    let (rdnorm, _) = run.submit_on(c, RDNORM);
+    run.counter_write_at(0, 3);
+    assert_eq!(run.compare(), []);
+    assert_eq!(run.cancel_id(rdnorm), -EINPROGRESS);
+    assert_eq!(run.compare(), [(rdnorm, 0)]);
+    run.counter_read_at(0);
+
+    // RDNORM on a pipe read end, then a write: the kernel reports IN|RDNORM
+    // (the whole key), masked here to RDNORM, which is aiopoll's result.
+    let (id, _) = run.submit_on(Src::PipeRead(p), RDNORM);
+    run.pipe_write_at(p, 1);
+    assert_eq!(run.compare(), [(id, RDNORM as i64)]);
+
+    // Every completion above, compared once each.
+    assert_eq!(run.finish().0, 17);
 }

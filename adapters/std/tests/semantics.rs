@@ -324,3 +324,71 @@ fn errors_say_what_to_do() {
         .to_string()
         .contains("min <= max"));
 }
+
+#[test]
+fn dropping_a_source_releases_a_blocked_reaper() {
+    // Teardown leaves no thread blocked: the request completes SourceGone
+    // and wakes the thread waiting for it.
+    let context = StdContext::<4>::new();
+    let counter = EventCounter::new();
+    let timer = Timer::new();
+    context.submit(&counter, Events::IN, 1).unwrap();
+    context.submit(&timer, Events::IN, 2).unwrap();
+    std::thread::scope(|scope| {
+        scope.spawn(move || drop((counter, timer)));
+        let mut done = context.get_events(2, 4, None).unwrap();
+        done.sort_by_key(|c| c.user_data);
+        assert_eq!(
+            done,
+            [
+                Completion {
+                    user_data: 1,
+                    outcome: Outcome::SourceGone
+                },
+                Completion {
+                    user_data: 2,
+                    outcome: Outcome::SourceGone
+                },
+            ]
+        );
+    });
+}
+
+#[test]
+fn custom_sources_plug_in_through_arc() {
+    use aiopoll_std::aiopoll::{PollTable, Source};
+    use aiopoll_std::{Lock, WaitQueue};
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// A flag another thread raises.
+    struct Flag {
+        raised: AtomicBool,
+        queue: WaitQueue,
+    }
+    impl Source<Lock> for Flag {
+        fn poll<'s>(&'s self, table: &mut PollTable<'_, 's, Lock>) -> Events {
+            table.wait(&self.queue);
+            if self.raised.load(Ordering::Acquire) {
+                Events::PRI
+            } else {
+                Events::empty()
+            }
+        }
+    }
+    let flag = Arc::new(Flag {
+        raised: AtomicBool::new(false),
+        queue: WaitQueue::new(),
+    });
+    let context = StdContext::<2>::new();
+    context.submit(&flag, Events::PRI, 1).unwrap();
+    flag.raised.store(true, Ordering::Release);
+    flag.queue.wake(Events::PRI);
+    assert_eq!(
+        reap_all(&context),
+        [Completion {
+            user_data: 1,
+            outcome: Outcome::Ready(Events::PRI)
+        }]
+    );
+    assert_eq!(Arc::strong_count(&flag), 1, "released at reap");
+}
