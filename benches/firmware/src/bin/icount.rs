@@ -106,7 +106,12 @@ fn main() -> ! {
         let ready = poll_once(wait.as_mut()).is_ready();
         black_box(pending && ready);
     });
-    report("embassy-sync Signal wait->signal->ready", embassy, u64::from(ITERATIONS), empty);
+    report(
+        "embassy-sync Signal wait->signal->ready",
+        embassy,
+        u64::from(ITERATIONS),
+        empty,
+    );
 
     let queue = maitake_sync::WaitQueue::new();
     let maitake = measure(|| {
@@ -117,14 +122,24 @@ fn main() -> ! {
         let ready = poll_once(wait.as_mut()).is_ready();
         black_box(pending && ready);
     });
-    report("maitake-sync WaitQueue wait->wake->ready", maitake, u64::from(ITERATIONS), empty);
+    report(
+        "maitake-sync WaitQueue wait->wake->ready",
+        maitake,
+        u64::from(ITERATIONS),
+        empty,
+    );
 
     let maitake_cancel = measure(|| {
         let queue = black_box(&queue);
         let mut wait = pin!(queue.wait());
         black_box(poll_once(wait.as_mut()).is_pending());
     });
-    report("maitake-sync WaitQueue wait->drop (cancel)", maitake_cancel, u64::from(ITERATIONS), empty);
+    report(
+        "maitake-sync WaitQueue wait->drop (cancel)",
+        maitake_cancel,
+        u64::from(ITERATIONS),
+        empty,
+    );
 
     let small = Pin::static_ref(&SMALL);
     let mut out = [Completion::EMPTY; BATCH];
@@ -136,7 +151,12 @@ fn main() -> ! {
         flag.lower();
         black_box(submitted && reaped == 1);
     });
-    report("aiopoll submit->wake->reap", round_trip, u64::from(ITERATIONS), empty);
+    report(
+        "aiopoll submit->wake->reap",
+        round_trip,
+        u64::from(ITERATIONS),
+        empty,
+    );
 
     let cancel = measure(|| {
         let (flag, context) = black_box((&FLAG, small));
@@ -147,13 +167,22 @@ fn main() -> ! {
         let reaped = context.reap(&mut out[..1]);
         black_box(cancelled && reaped == 1 && out[0].outcome == Outcome::Cancelled);
     });
-    report("aiopoll submit->cancel->reap", cancel, u64::from(ITERATIONS), empty);
+    report(
+        "aiopoll submit->cancel->reap",
+        cancel,
+        u64::from(ITERATIONS),
+        empty,
+    );
 
     // The steps on their own: BATCH requests on BATCH flags, one waiter each.
     let big = Pin::static_ref(&BIG);
-    let timer_only = batched(|| {}, |index| {
-        black_box(index);
-    }, || {});
+    let timer_only = batched(
+        || {},
+        |index| {
+            black_box(index);
+        },
+        || {},
+    );
     let per_batch = u64::from(ROUNDS) * BATCH as u64;
     report("(batch loop)", timer_only, per_batch, 0);
     let handles: [Cell<Option<aiopoll::Handle>>; BATCH] = [const { Cell::new(None) }; BATCH];
@@ -165,7 +194,10 @@ fn main() -> ! {
     let submit = batched(
         || {},
         |index| {
-            black_box(big.submit(black_box(&FLAGS[index]), Events::IN, index as u64).is_ok());
+            black_box(
+                big.submit(black_box(&FLAGS[index]), Events::IN, index as u64)
+                    .is_ok(),
+            );
         },
         || {
             for flag in &FLAGS {
@@ -175,7 +207,12 @@ fn main() -> ! {
             black_box(big.reap(&mut out));
         },
     );
-    report("aiopoll submit (one request)", submit, per_batch, timer_only);
+    report(
+        "aiopoll submit (one request)",
+        submit,
+        per_batch,
+        timer_only,
+    );
     let wake = batched(
         || submit_all(&handles),
         |index| {
@@ -188,7 +225,12 @@ fn main() -> ! {
             black_box(big.reap(&mut out));
         },
     );
-    report("aiopoll wake of one waiter (interrupt side)", wake, per_batch, timer_only);
+    report(
+        "aiopoll wake of one waiter (interrupt side)",
+        wake,
+        per_batch,
+        timer_only,
+    );
     let reap = {
         let mut ticks = 0u64;
         for _ in 0..ROUNDS {
@@ -218,7 +260,12 @@ fn main() -> ! {
             black_box(big.reap(&mut out));
         },
     );
-    report("aiopoll cancel (one request)", cancel_step, per_batch, timer_only);
+    report(
+        "aiopoll cancel (one request)",
+        cancel_step,
+        per_batch,
+        timer_only,
+    );
 
     debug::exit(debug::EXIT_SUCCESS);
     loop {
