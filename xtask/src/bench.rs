@@ -275,8 +275,30 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
     }
 
+    println!("\n{}", machine());
     print!("{}", table(&cases, &figures, options.runs));
     Ok(())
+}
+
+/// The machine the figures come from: cores, CPU model, kernel, load.
+fn machine() -> String {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
+    let cpuinfo = read("/proc/cpuinfo");
+    let model = cpuinfo
+        .lines()
+        .find_map(|line| line.strip_prefix("model name")?.split_once(':'))
+        .map_or("unknown CPU".to_string(), |(_, model)| {
+            model.trim().to_string()
+        });
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    let kernel = read("/proc/sys/kernel/osrelease");
+    let load = read("/proc/loadavg");
+    let load: Vec<&str> = load.split_whitespace().take(3).collect();
+    format!(
+        "machine: {cores} cores (nproc), {model}, Linux {}, load average {} at the end of the run",
+        kernel.trim(),
+        load.join(" ")
+    )
 }
 
 fn table(cases: &[Case], figures: &BTreeMap<String, Figures>, runs: usize) -> String {
