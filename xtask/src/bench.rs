@@ -26,6 +26,8 @@ struct Case {
     kind: String,
     /// `None` when available, else why not.
     unavailable: Option<String>,
+    /// How the peer is set up.
+    note: String,
 }
 
 impl Case {
@@ -151,7 +153,7 @@ fn list(binary: &Path) -> Result<Vec<Case>, String> {
     text.lines()
         .map(|line| {
             let fields: Vec<&str> = line.split('\t').collect();
-            let [group, peer, per, kind, status] = fields[..] else {
+            let [group, peer, per, kind, status, note] = fields[..] else {
                 return Err(format!("unexpected case line `{line}`"));
             };
             Ok(Case {
@@ -160,6 +162,7 @@ fn list(binary: &Path) -> Result<Vec<Case>, String> {
                 per: per.parse().map_err(|_| format!("bad count in `{line}`"))?,
                 kind: kind.to_string(),
                 unavailable: (status != "available").then(|| status.to_string()),
+                note: note.to_string(),
             })
         })
         .collect()
@@ -319,22 +322,26 @@ fn table(cases: &[Case], figures: &BTreeMap<String, Figures>, runs: usize) -> St
         let instructions = figure
             .and_then(|figure| figure.instructions)
             .map_or("-".to_string(), |count| format!("{count:.0}"));
-        let mut notes = match case.kind.as_str() {
-            "kernel" => "system calls (user-space instructions not comparable)".to_string(),
-            "threads" => "2 cores, threads share them".to_string(),
-            _ => String::new(),
-        };
+        let mut notes = vec![case.note.clone()];
         if case.per > 1 {
-            notes = format!("per request, {} per iteration; {notes}", case.per);
+            notes.push(format!("per request, {} per iteration", case.per));
         }
+        match case.kind.as_str() {
+            "kernel" => notes.push("system calls: user-space instructions not counted".into()),
+            "threads" => notes.push(format!(
+                "threads on {} cores",
+                std::thread::available_parallelism().map_or(0, usize::from)
+            )),
+            _ => {}
+        }
+        notes.retain(|note| !note.is_empty());
+        let mut notes = notes.join("; ");
         if let Some(reason) = &case.unavailable {
             notes = format!("unavailable here: {reason}");
         }
         text.push_str(&format!(
             "| {} | {} | {nanos} | {instructions} | {} |\n",
-            case.group,
-            case.peer,
-            notes.trim_end_matches("; ")
+            case.group, case.peer, notes
         ));
     }
 

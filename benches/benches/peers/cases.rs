@@ -133,6 +133,33 @@ impl Case {
         }
     }
 
+    /// What a reader of the table should know about how this peer is set
+    /// up (empty when nothing).
+    pub fn note(&self) -> &'static str {
+        match (self.group, self.peer) {
+            ("round-trip", "embassy-sync") => {
+                "NoopRawMutex: single-thread flavour, no atomics (the compiler sees a Cell)"
+            }
+            ("round-trip", "floor") => "spin lock/unlock + one CAS + heapless spsc push/pop",
+            ("round-trip" | "cancel" | "fan-out", "aiopoll") => {
+                "Context<N> with spin locks, a flag source, keyed wake"
+            }
+            ("contention", "maitake-sync") => "wait, poll once, drop on the measured thread",
+            (_, "maitake-sync") => "WaitQueue with its default spin mutex; cancel = drop",
+            (_, "event-listener") => "listen() (boxed listener); cancel = drop",
+            ("cancel", "linux-aio") => "io_submit + io_cancel (EINPROGRESS) + io_getevents",
+            ("cancel", "io-uring") => "POLL_ADD, then POLL_REMOVE, wait for both",
+            ("ping-pong", "aiopoll-std") => {
+                "StdContext + EventCounter per side, blocking get_events_into; per round trip"
+            }
+            ("ping-pong", _) => "per round trip (two cross-thread wakeups)",
+            ("contention", "aiopoll-std") => {
+                "one shared StdContext; submit+cancel+get_events on the measured thread"
+            }
+            _ => "",
+        }
+    }
+
     /// Whether the case can run here (the kernel peers may be refused by the
     /// kernel or a sandbox), and if not, why.
     pub fn available(&self) -> Result<(), String> {

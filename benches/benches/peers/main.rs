@@ -5,7 +5,7 @@
 //! variables, which `cargo xtask bench` uses:
 //!
 //! - `AIOPOLL_BENCH_LIST=1`: print one line per case, tab-separated:
-//!   `group  peer  operations-per-iteration  user|kernel|threads  available|reason`;
+//!   `group  peer  operations-per-iteration  user|kernel|threads  available|reason  note`;
 //! - `AIOPOLL_BENCH_COUNT=<group>/<peer>` with `AIOPOLL_BENCH_ITERS=<k>`: set
 //!   the case up and run `k` iterations of it, nothing else (for
 //!   `valgrind --tool=callgrind`: two runs with different `k` give the
@@ -85,11 +85,12 @@ fn main() -> ExitCode {
                 Err(reason) => reason.replace(['\t', '\n'], " "),
             };
             println!(
-                "{}\t{}\t{}\t{}\t{status}",
+                "{}\t{}\t{}\t{}\t{status}\t{}",
                 case.group,
                 case.peer,
                 case.per,
-                case.kind.name()
+                case.kind.name(),
+                case.note()
             );
         }
         return ExitCode::SUCCESS;
