@@ -69,6 +69,30 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 .env("AIOPOLL_SOAK_REQUESTS", "1000000")
                 .env("CARGO_TARGET_DIR", crate::shell::root().join("target/tsan")),
         )?;
+        step(
+            "aiopoll-std under ThreadSanitizer (stress, sources, Fd)",
+            cargo_toolchain("nightly")
+                .args([
+                    "test",
+                    "-Zbuild-std",
+                    "--target",
+                    "x86_64-unknown-linux-gnu",
+                ])
+                .args([
+                    "-p",
+                    "aiopoll-std",
+                    "--release",
+                    "--test",
+                    "stress",
+                    "--test",
+                    "semantics",
+                    "--test",
+                    "fd",
+                ])
+                .env("RUSTFLAGS", "-Zsanitizer=thread")
+                .env("AIOPOLL_STRESS_ITERATIONS", "30000")
+                .env("CARGO_TARGET_DIR", crate::shell::root().join("target/tsan")),
+        )?;
     }
 
     if !skip("loom") {

@@ -13,7 +13,14 @@ use aiopoll_std::{
 };
 use parking_lot::Mutex;
 
-const ITERATIONS: usize = if cfg!(miri) { 40 } else { 3_000 };
+/// Iterations per worker thread; `AIOPOLL_STRESS_ITERATIONS` overrides it
+/// (the ThreadSanitizer step of `cargo xtask test` runs more).
+fn iterations() -> usize {
+    std::env::var("AIOPOLL_STRESS_ITERATIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(if cfg!(miri) { 200 } else { 3_000 })
+}
 const SLOTS: usize = 6;
 const REAPERS: usize = 2;
 /// User data of the requests that tell reapers to stop.
@@ -84,7 +91,7 @@ impl World {
             Events::OUT,
             Events::PRI,
         ];
-        for _ in 0..ITERATIONS {
+        for _ in 0..iterations() {
             let events = masks[rng.below(masks.len())];
             let id = self.next_id.fetch_add(1, Ordering::Relaxed);
             let shared = if rng.below(4) == 0 {
@@ -147,7 +154,7 @@ impl World {
         self.start.wait();
         let mut rng = Rng(seed);
         let mut buf = [0u8; 16];
-        for _ in 0..ITERATIONS {
+        for _ in 0..iterations() {
             match self.pick(&mut rng) {
                 Shared::Counter(counter) => {
                     // Mostly reads: counters are often empty, so IN waits.
@@ -179,7 +186,7 @@ impl World {
     fn teardown(&self, seed: u64) {
         self.start.wait();
         let mut rng = Rng(seed);
-        for generation in 0..(ITERATIONS / 4) as u64 {
+        for generation in 0..(iterations() / 4) as u64 {
             let slot = rng.below(SLOTS);
             let replacement = fresh(slot, generation);
             // The old source is dropped here unless a submitter still holds
