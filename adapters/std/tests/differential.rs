@@ -5,8 +5,9 @@
 //! twice: on real eventfds and pipes through `io_setup` / `io_submit`
 //! (`IOCB_CMD_POLL`) / `io_cancel` / `io_getevents`, and on
 //! [`EventCounter`] and [`pipe`] through a [`StdContext`]. Every submit,
-//! cancel, read and write result must match, and after every operation the
-//! completions reaped on each side must match as a set.
+//! cancel, read and write result must match; after every operation the
+//! completions reaped on each side must match as a set, and every open
+//! source's readiness must equal what `poll(2)` reports for its kernel twin.
 //!
 //! Known kernel behaviour this accounts for (see
 //! `shared/design/kernel-poll.md`):
@@ -638,6 +639,39 @@ impl Run {
         want
     }
 
+    /// Compares every open source's readiness with what `poll(2)` says of
+    /// its kernel twin.
+    fn compare_readiness(&self) {
+        let mut sources: Vec<(RawFd, Events, String)> = Vec::new();
+        for (i, counter) in self.counters.iter().enumerate() {
+            sources.push((counter.fd, counter.ours.readiness(), format!("eventfd {i}")));
+        }
+        for (i, pipe) in self.pipes.iter().enumerate() {
+            if let Some((fd, reader)) = &pipe.read {
+                sources.push((*fd, reader.readiness(), format!("pipe {i} read end")));
+            }
+            if let Some((fd, writer)) = &pipe.write {
+                sources.push((*fd, writer.readiness(), format!("pipe {i} write end")));
+            }
+        }
+        for (fd, ours, what) in sources {
+            let mut entry = libc::pollfd {
+                fd,
+                events: KNOWN.iter().fold(0, |all, bit| all | *bit as libc::c_short),
+                revents: 0,
+            };
+            // SAFETY: one valid pollfd, count 1, zero timeout.
+            let ret = unsafe { libc::poll(&mut entry, 1, 0) };
+            assert!(ret >= 0, "poll");
+            assert_eq!(
+                ours.to_linux(),
+                entry.revents as u32,
+                "{}: readiness of {what}",
+                self.at()
+            );
+        }
+    }
+
     fn step(&mut self) {
         match self.rng.below(100) {
             0..=34 => self.submit(),
@@ -649,6 +683,7 @@ impl Run {
             _ => self.close_end(),
         }
         self.compare();
+        self.compare_readiness();
     }
 
     fn finish(mut self) -> (usize, aiopoll_std::Stats) {
