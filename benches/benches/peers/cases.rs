@@ -94,6 +94,7 @@ pub const CASES: &[Case] = &[
     case("ping-pong", "linux-aio", 1, Kind::Threads),
     case("contention", "aiopoll-std", 1, Kind::Threads),
     case("contention", "maitake-sync", 1, Kind::Threads),
+    case("contention", "linux-aio", 1, Kind::Threads),
 ];
 
 impl Case {
@@ -117,6 +118,8 @@ impl Case {
             ("ping-pong", "linux-aio") => threads::ping_pong_aio(runner),
             ("contention", "aiopoll-std") => threads::contention_aiopoll(runner),
             ("contention", "maitake-sync") => threads::contention_maitake(runner),
+            #[cfg(target_os = "linux")]
+            ("contention", "linux-aio") => threads::contention_aio(runner),
             #[cfg(target_os = "linux")]
             ("round-trip", "linux-aio") => kernel::round_trip_aio(runner),
             #[cfg(target_os = "linux")]
@@ -145,6 +148,9 @@ impl Case {
                 "Context<N> with spin locks, a flag source, keyed wake"
             }
             ("contention", "maitake-sync") => "wait, poll once, drop on the measured thread",
+            ("contention", "linux-aio") => {
+                "one shared aio context; wakers write+read eventfds; io_submit+io_cancel+io_getevents"
+            }
             (_, "maitake-sync") => "WaitQueue with its default spin mutex; cancel = drop",
             (_, "event-listener") => "listen() (boxed listener); cancel = drop",
             ("cancel", "linux-aio") => "io_submit + io_cancel (EINPROGRESS) + io_getevents",

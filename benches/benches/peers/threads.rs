@@ -256,3 +256,42 @@ pub fn contention_maitake<R: Runner>(runner: &mut R) -> Result<(), String> {
     );
     Ok(())
 }
+
+/// The same with Linux aio: two threads make two shared eventfds readable
+/// and unreadable again (a write, a read); two submit a poll request on one
+/// of them to a shared aio context, `io_cancel` it (a wakeup may win), and
+/// reap one completion with a blocking `io_getevents`.
+#[cfg(target_os = "linux")]
+pub fn contention_aio<R: Runner>(runner: &mut R) -> Result<(), String> {
+    use crate::linux_aio::{drain, signal, Aio, IoEvent, Iocb};
+    let aio = Aio::new(8)?;
+    let second = Aio::new(1)?;
+    let eventfds = [aio.eventfd, second.eventfd];
+    let failure = Mutex::new(None);
+    contended(
+        runner,
+        || {
+            for eventfd in eventfds {
+                signal(eventfd);
+                drain(eventfd);
+            }
+        },
+        |round| {
+            let mut iocb = Iocb::poll(eventfds[round % 2], libc::POLLIN, 0);
+            let result = aio.submit(&mut [&mut iocb]).and_then(|()| {
+                // NotFound-like answers (EINVAL) mean a wakeup completed it.
+                let _cancelled_or_woken = aio.cancel(&mut iocb);
+                let mut events = [IoEvent::default(); 1];
+                aio.get_events(1, &mut events)
+            });
+            if let Err(error) = result {
+                let mut failure = failure.lock().unwrap_or_else(|poison| poison.into_inner());
+                failure.get_or_insert(error);
+            }
+        },
+    );
+    let failure = failure
+        .into_inner()
+        .unwrap_or_else(|poison| poison.into_inner());
+    failure.map_or(Ok(()), Err)
+}
