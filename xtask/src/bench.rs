@@ -8,7 +8,8 @@
 //!   of the N medians (default 1);
 //! - `--quick`: shorter warm-up and measurement (for a smoke run);
 //! - `--no-callgrind`: skip the instruction counts;
-//! - `--filter TEXT`: only the cases whose `group/peer` contains TEXT.
+//! - `--filter TEXT`: only the cases whose `group/peer` contains TEXT;
+//! - `--write FILE`: also write the report (command, machine, tables) to FILE.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -61,6 +62,8 @@ struct Options {
     quick: bool,
     callgrind: bool,
     filter: Option<String>,
+    /// Where to write the table as Markdown, beside printing it.
+    write: Option<PathBuf>,
 }
 
 fn parse(args: &[String]) -> Result<Options, String> {
@@ -69,6 +72,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         quick: false,
         callgrind: true,
         filter: None,
+        write: None,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
@@ -85,9 +89,12 @@ fn parse(args: &[String]) -> Result<Options, String> {
             "--filter" => {
                 options.filter = Some(args.next().ok_or("--filter needs a text")?.clone());
             }
+            "--write" => {
+                options.write = Some(PathBuf::from(args.next().ok_or("--write needs a file")?));
+            }
             other => {
                 return Err(format!(
-                    "bench: unknown option `{other}` (try --runs N, --quick, --no-callgrind, --filter TEXT)"
+                    "bench: unknown option `{other}` (try --runs N, --quick, --no-callgrind, --filter TEXT, --write FILE)"
                 ))
             }
         }
@@ -278,8 +285,18 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
     }
 
-    println!("\n{}", machine());
-    print!("{}", table(&cases, &figures, options.runs));
+    let report = format!(
+        "command: `cargo xtask bench {}`\n\n{}\n{}",
+        args.join(" "),
+        machine(),
+        table(&cases, &figures, options.runs)
+    );
+    println!("\n{report}");
+    if let Some(path) = &options.write {
+        std::fs::write(path, &report)
+            .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
+        println!("(written to {})", path.display());
+    }
     Ok(())
 }
 
@@ -414,7 +431,7 @@ fn table(cases: &[Case], figures: &BTreeMap<String, Figures>, runs: usize) -> St
             false,
         ),
     ];
-    text.push_str("\n| ratio | time | instructions | target | met? |\n|---|---:|---:|---:|---|\n");
+    let mut rows = String::new();
     for (what, top, bottom, target, at_most) in ratios {
         let time = nanos(top).zip(nanos(bottom)).map(|(a, b)| a / b);
         let instructions = count(top).zip(count(bottom)).map(|(a, b)| a / b);
@@ -439,11 +456,17 @@ fn table(cases: &[Case], figures: &BTreeMap<String, Figures>, runs: usize) -> St
             };
             (goal, verdict)
         };
-        text.push_str(&format!(
+        rows.push_str(&format!(
             "| {what} | {} | {} | {goal} | {verdict} |\n",
             show(time),
             show(instructions)
         ));
+    }
+    if !rows.is_empty() {
+        text.push_str(
+            "\n| ratio | time | instructions | target | met? |\n|---|---:|---:|---:|---|\n",
+        );
+        text.push_str(&rows);
     }
     text
 }

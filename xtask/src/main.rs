@@ -30,7 +30,7 @@ tasks:
   setup           install what the tasks need (rustup targets, nightly Miri)
   fuzz [--seconds N]
                   fuzz the core against its reference model (default 60 s)
-  bench [--runs N] [--quick] [--no-callgrind] [--filter TEXT]
+  bench [--runs N] [--quick] [--no-callgrind] [--filter TEXT] [--write FILE]
                   benchmark aiopoll and its peers in one run; print one table
   size            bytes per request slot and per wait queue, per target
 ";
