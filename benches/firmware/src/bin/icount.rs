@@ -4,7 +4,9 @@
 //!
 //! Each figure is the CMSDK timer's ticks over many iterations times 40,
 //! divided by the iterations; "net" subtracts an empty loop's count. Run with
-//! `cargo run --profile icount --bin icount` from `benches/firmware`.
+//! `cargo run --profile icount --bin icount` from `benches/firmware` (or
+//! `cargo xtask size`, which runs it twice). The "interrupt" rows wake from
+//! a real exception handler (PendSV, pended by software).
 #![no_std]
 #![no_main]
 
@@ -12,12 +14,12 @@ use core::cell::Cell;
 use core::future::Future;
 use core::hint::black_box;
 use core::pin::{pin, Pin};
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use core::task::{Context as TaskContext, Poll, Waker};
 
 use aiopoll::{Completion, Context, Events, Outcome};
 use aiopoll_firmware_bench::{timer, Flag, IrqLocks};
-use cortex_m_rt::entry;
+use cortex_m_rt::{entry, exception};
 use cortex_m_semihosting::{debug, hprintln};
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 
@@ -32,6 +34,31 @@ static SMALL: Context<'static, 4, IrqLocks> = Context::new();
 static BIG: Context<'static, BATCH, IrqLocks> = Context::new();
 static SIGNAL: embassy_sync::signal::Signal<CriticalSectionRawMutex, ()> =
     embassy_sync::signal::Signal::new();
+
+static QUEUE: maitake_sync::WaitQueue = maitake_sync::WaitQueue::new();
+
+/// What the PendSV handler wakes.
+#[repr(u8)]
+enum Wakes {
+    Nothing,
+    Aiopoll,
+    Embassy,
+    Maitake,
+}
+
+static WAKER: AtomicU8 = AtomicU8::new(Wakes::Nothing as u8);
+
+#[exception]
+fn PendSV() {
+    match WAKER.load(Ordering::Relaxed) {
+        w if w == Wakes::Aiopoll as u8 => {
+            FLAG.raise();
+        }
+        w if w == Wakes::Embassy as u8 => SIGNAL.signal(()),
+        w if w == Wakes::Maitake as u8 => QUEUE.wake(),
+        _ => {}
+    }
+}
 
 /// Instructions of `ITERATIONS` runs of `op`.
 #[inline(never)]
@@ -173,6 +200,68 @@ fn main() -> ! {
         u64::from(ITERATIONS),
         empty,
     );
+
+    // The same round trips with the wake in a real exception handler
+    // (PendSV, pended by software): what an interrupt-driven driver does.
+    // The exception's entry and exit are not instructions, so they add
+    // only the handler's own code.
+    let pend = || cortex_m::peripheral::SCB::set_pendsv();
+    let baseline = {
+        WAKER.store(Wakes::Nothing as u8, Ordering::Relaxed);
+        measure(pend)
+    };
+    report(
+        "(pend PendSV, empty handler)",
+        baseline,
+        u64::from(ITERATIONS),
+        0,
+    );
+    WAKER.store(Wakes::Embassy as u8, Ordering::Relaxed);
+    let embassy_irq = measure(|| {
+        let signal = black_box(&SIGNAL);
+        let mut wait = pin!(signal.wait());
+        let pending = poll_once(wait.as_mut()).is_pending();
+        pend();
+        let ready = poll_once(wait.as_mut()).is_ready();
+        black_box(pending && ready);
+    });
+    report(
+        "embassy-sync Signal wait->interrupt signal->ready",
+        embassy_irq,
+        u64::from(ITERATIONS),
+        empty,
+    );
+    WAKER.store(Wakes::Maitake as u8, Ordering::Relaxed);
+    let maitake_irq = measure(|| {
+        let queue = black_box(&QUEUE);
+        let mut wait = pin!(queue.wait());
+        let pending = poll_once(wait.as_mut()).is_pending();
+        pend();
+        let ready = poll_once(wait.as_mut()).is_ready();
+        black_box(pending && ready);
+    });
+    report(
+        "maitake-sync WaitQueue wait->interrupt wake->ready",
+        maitake_irq,
+        u64::from(ITERATIONS),
+        empty,
+    );
+    WAKER.store(Wakes::Aiopoll as u8, Ordering::Relaxed);
+    let aiopoll_irq = measure(|| {
+        let context = black_box(small);
+        let submitted = context.submit(&FLAG, Events::IN, 1).is_ok();
+        pend();
+        let reaped = context.reap(&mut out[..1]);
+        FLAG.lower();
+        black_box(submitted && reaped == 1);
+    });
+    report(
+        "aiopoll submit->interrupt wake->reap",
+        aiopoll_irq,
+        u64::from(ITERATIONS),
+        empty,
+    );
+    WAKER.store(Wakes::Nothing as u8, Ordering::Relaxed);
 
     // The steps on their own: BATCH requests on BATCH flags, one waiter each.
     let big = Pin::static_ref(&BIG);
