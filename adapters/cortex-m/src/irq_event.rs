@@ -1,0 +1,84 @@
+//! [`IrqEvent`]: the source an interrupt handler raises.
+
+use core::cell::Cell;
+
+use aiopoll::lock_api::RawMutex;
+use aiopoll::{Events, PollTable, Source, WaitQueue};
+use critical_section::Mutex;
+
+use crate::CriticalSectionLock;
+
+/// Event bits that an interrupt handler raises and thread mode waits for:
+/// one call in the handler ([`raise`](Self::raise)) sets the bits and wakes
+/// the requests waiting for them.
+///
+/// ```ignore
+/// static UART_RX: IrqEvent = IrqEvent::new();
+///
+/// #[interrupt]
+/// fn UART0() {
+///     // .. read the data register into a buffer ..
+///     UART_RX.raise(Events::IN);
+/// }
+/// ```
+pub struct IrqEvent<Q: RawMutex = CriticalSectionLock> {
+    ready: Mutex<Cell<u16>>,
+    queue: WaitQueue<Q>,
+}
+
+impl<Q: RawMutex> IrqEvent<Q> {
+    /// No events raised, nobody waiting.
+    pub const fn new() -> Self {
+        IrqEvent {
+            ready: Mutex::new(Cell::new(0)),
+            queue: WaitQueue::new(),
+        }
+    }
+
+    /// Sets `events` and wakes the requests waiting for any of them (state
+    /// first, then the wakeup: the order `Source` requires). Safe in any
+    /// interrupt handler; returns how many requests were woken.
+    pub fn raise(&self, events: Events) -> usize {
+        critical_section::with(|cs| {
+            let ready = self.ready.borrow(cs);
+            ready.set(ready.get() | events.bits());
+        });
+        self.queue.wake(events)
+    }
+
+    /// Clears `events` (the condition was handled).
+    pub fn clear(&self, events: Events) {
+        critical_section::with(|cs| {
+            let ready = self.ready.borrow(cs);
+            ready.set(ready.get() & !events.bits());
+        });
+    }
+
+    /// Returns the raised events and clears them.
+    pub fn take(&self) -> Events {
+        critical_section::with(|cs| Events::from_bits_truncate(self.ready.borrow(cs).replace(0)))
+    }
+
+    /// The raised events.
+    pub fn events(&self) -> Events {
+        critical_section::with(|cs| Events::from_bits_truncate(self.ready.borrow(cs).get()))
+    }
+
+    /// The wait queue, for an unkeyed wakeup or a close.
+    pub fn queue(&self) -> &WaitQueue<Q> {
+        &self.queue
+    }
+}
+
+impl<Q: RawMutex> Default for IrqEvent<Q> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<Q: RawMutex + Send + Sync> Source<Q> for IrqEvent<Q> {
+    fn poll<'s>(&'s self, table: &mut PollTable<'_, 's, Q>) -> Events {
+        table.wait(&self.queue);
+        self.events()
+    }
+}

@@ -1,0 +1,53 @@
+//! # aiopoll-cortex-m: aiopoll in firmware
+//!
+//! The [`aiopoll`] core bound to Cortex-M:
+//!
+//! - **Locks** ([`lock`]): a critical-section lock for every part, and on
+//!   v7-M/v8-M a BASEPRI priority-ceiling lock for the context, so that
+//!   interrupts above the ceiling are never masked by aiopoll. Pick a pair
+//!   by type: [`CortexMLocks`] or [`CeilingLocks`].
+//! - **Deferred work** ([`PendInterrupt`], [`PendSv`]): when a wakeup cannot
+//!   take the context lock (thread mode holds it, or the interrupt is above
+//!   the ceiling), the core defers the completion; these hooks pend a
+//!   low-priority interrupt of your choice whose handler calls
+//!   [`Context::run_deferred`](aiopoll::Context::run_deferred).
+//! - **Interrupt glue** ([`IrqEvent`]): one call in a handler sets event bits
+//!   and wakes the waiting requests.
+//! - **Sleeping** ([`reap_blocking`]): thread mode sleeps in `WFI` until a
+//!   completion arrives.
+//! - **embedded-hal**: [`PinSource`] (any `InputPin`, woken from its edge
+//!   interrupt) and [`EngineDelay`] (`DelayNs` on a tick source).
+//!
+//! ```ignore
+//! use aiopoll::{Context, Events};
+//! use aiopoll_cortex_m::{CeilingLocks, IrqEvent, PendInterrupt, reap_blocking};
+//!
+//! static TIMER: IrqEvent = IrqEvent::new();
+//! static CONTEXT: Context<'static, 8, CeilingLocks<0x40>, 1, PendInterrupt<Interrupt>> =
+//!     Context::with_hooks(PendInterrupt(Interrupt::GPIOB));
+//!
+//! #[interrupt] fn TIMER0A() { TIMER.raise(Events::IN); }          // wakes requests
+//! #[interrupt] fn GPIOB() { CONTEXT.run_deferred(); }              // deferred work
+//! ```
+//!
+//! Every board under `boards/` has a runnable example.
+#![no_std]
+#![warn(missing_docs)]
+
+mod delay;
+mod irq_event;
+pub mod lock;
+mod notify;
+mod pin;
+mod wait;
+
+pub use delay::{EngineDelay, Ticks};
+pub use irq_event::IrqEvent;
+#[cfg(any(not(target_arch = "arm"), target_has_atomic = "32"))]
+pub use lock::{CeilingLock, CeilingLocks};
+pub use lock::{CortexMLocks, CriticalSectionLock};
+pub use notify::{PendInterrupt, PendSv};
+pub use pin::{Active, PinSource};
+pub use wait::reap_blocking;
+
+pub use aiopoll;
