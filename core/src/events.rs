@@ -92,7 +92,21 @@ impl fmt::Display for Events {
 #[cfg(feature = "defmt")]
 impl defmt::Format for Events {
     fn format(&self, f: defmt::Formatter<'_>) {
-        defmt::write!(f, "Events({=u16:#x})", self.bits())
+        if self.is_empty() {
+            defmt::write!(f, "(none)");
+            return;
+        }
+        let mut first = true;
+        for (name, _) in self.iter_names() {
+            if !first {
+                defmt::write!(f, " | ");
+            }
+            defmt::write!(f, "{=str}", name);
+            first = false;
+        }
+        if self.unknown_bits() != 0 {
+            defmt::write!(f, " | {=u16:#x}", self.unknown_bits());
+        }
     }
 }
 

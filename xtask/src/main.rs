@@ -1,6 +1,9 @@
 //! `cargo xtask`: the project's task runner.
 //!
 //! ```text
+//! cargo xtask demo [--board B]  the demo on QEMU (default lm3s6965evb)
+//! cargo xtask qemu BOARD EXAMPLE  one firmware example in QEMU
+//! cargo xtask flash BOARD EXAMPLE one firmware example on a dev board (probe-rs)
 //! cargo xtask test            fmt, clippy, host tests, loom, Miri, target builds, QEMU scenarios
 //! cargo xtask setup           install what the other tasks need (targets, Miri, qemu-system-arm)
 //! cargo xtask fuzz            fuzz the core against its reference model
@@ -14,6 +17,7 @@
 
 mod bench;
 mod fuzz;
+mod qemu;
 mod setup;
 mod shell;
 mod size;
@@ -25,6 +29,12 @@ const USAGE: &str = "\
 usage: cargo xtask <task> [options]
 
 tasks:
+  demo [--board B]
+                  run the demo on a QEMU board (default lm3s6965evb)
+  qemu BOARD EXAMPLE [-- QEMU ARGS]
+                  build and run one firmware example in QEMU, its defmt decoded
+  flash BOARD EXAMPLE
+                  build and flash one example with probe-rs
   test            run every check CI runs: fmt, clippy -D warnings, host tests,
                   loom models, Miri, target builds
   setup           install what the tasks need (rustup targets, nightly Miri)
@@ -46,6 +56,9 @@ fn main() -> ExitCode {
         "test" => test::run(rest),
         "setup" => setup::run(rest),
         "fuzz" => fuzz::run(rest),
+        "demo" => qemu::demo(rest),
+        "qemu" => qemu::qemu(rest),
+        "flash" => qemu::flash(rest),
         "bench" => bench::run(rest),
         "size" => size::run(rest),
         "help" | "--help" | "-h" => {

@@ -159,6 +159,36 @@ pub fn run(args: &[String]) -> Result<(), String> {
         step(&format!("build aiopoll for {target}"), &mut build)?;
     }
 
+    step(
+        "firmware: aiopoll-cortex-m for thumbv7m (clippy -D warnings)",
+        cargo().args([
+            "clippy",
+            "-p",
+            "aiopoll-cortex-m",
+            "--target",
+            "thumbv7m-none-eabi",
+            "--features",
+            "defmt",
+            "--",
+            "-D",
+            "warnings",
+        ]),
+    )?;
+    step(
+        "firmware: aiopoll-cortex-m for thumbv6m (no CAS, no BASEPRI)",
+        cargo().args([
+            "build",
+            "-p",
+            "aiopoll-cortex-m",
+            "--target",
+            "thumbv6m-none-eabi",
+            "--features",
+            "defmt,critical-section",
+        ]),
+    )?;
+    println!("\n==> QEMU scenarios: every example with an expected output");
+    crate::qemu::scenarios()?;
+
     println!("\nall checks passed");
     Ok(())
 }

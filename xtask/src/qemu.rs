@@ -1,0 +1,294 @@
+//! Firmware on qemu-system-arm: `cargo xtask demo`, `cargo xtask qemu BOARD
+//! EXAMPLE`, `cargo xtask flash BOARD EXAMPLE`, and the QEMU scenarios of
+//! `cargo xtask test` (every example of every QEMU board, its decoded defmt
+//! output compared with `boards/<board>/expected/<example>.run`, as RTIC
+//! does).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use crate::shell::{output, root, step};
+
+/// A board QEMU can run.
+pub struct Board {
+    /// Its directory under `boards/`.
+    pub name: &'static str,
+    /// The rustup target it builds for.
+    pub target: &'static str,
+    /// `-machine`.
+    pub machine: &'static str,
+    /// `-cpu`.
+    pub cpu: &'static str,
+}
+
+/// The boards QEMU runs, the demo's default first.
+pub const BOARDS: [Board; 1] = [Board {
+    name: "lm3s6965evb",
+    target: "thumbv7m-none-eabi",
+    machine: "lm3s6965evb",
+    cpu: "cortex-m3",
+}];
+
+fn board(name: &str) -> Result<&'static Board, String> {
+    BOARDS
+        .iter()
+        .find(|board| board.name == name)
+        .ok_or_else(|| {
+            let names: Vec<&str> = BOARDS.iter().map(|board| board.name).collect();
+            format!(
+                "unknown board `{name}`: QEMU boards are {}",
+                names.join(", ")
+            )
+        })
+}
+
+/// Installs qemu-system-arm through apt when it is missing and we are root,
+/// or says exactly what to install.
+pub fn ensure_qemu() -> Result<(), String> {
+    if output(Command::new("qemu-system-arm").arg("--version")).is_some() {
+        return Ok(());
+    }
+    let root_user = output(Command::new("id").arg("-u")).is_some_and(|id| id.trim() == "0");
+    let apt = output(Command::new("apt-get").arg("--version")).is_some();
+    if root_user && apt {
+        step(
+            "apt-get update",
+            Command::new("apt-get").args(["update", "-qq"]),
+        )?;
+        step(
+            "install qemu-system-arm",
+            Command::new("apt-get")
+                .args(["install", "-y", "-qq", "qemu-system-arm"])
+                .env("DEBIAN_FRONTEND", "noninteractive"),
+        )?;
+        return Ok(());
+    }
+    Err("qemu-system-arm is missing: install it with `sudo apt-get install qemu-system-arm` \
+         (Debian, Ubuntu), `sudo dnf install qemu-system-arm` (Fedora) or `brew install qemu` (macOS)"
+        .into())
+}
+
+/// Builds `example` of `board` (release) and returns the ELF's path.
+pub fn build(board: &Board, example: &str) -> Result<PathBuf, String> {
+    let directory = root().join("boards").join(board.name);
+    let target_dir = root().join("boards/target");
+    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    command
+        .current_dir(&directory)
+        .args(["build", "--release", "--example", example])
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .env_remove("RUSTFLAGS");
+    step(&format!("build {}/{example}", board.name), &mut command)?;
+    Ok(target_dir
+        .join(board.target)
+        .join("release/examples")
+        .join(example))
+}
+
+/// What a run printed and how it ended.
+pub struct Run {
+    /// QEMU exited with status 0 (the firmware's semihosting verdict).
+    pub success: bool,
+    /// The decoded defmt lines, `LEVEL message`.
+    pub lines: Vec<String>,
+}
+
+/// Runs `elf` on `board` in QEMU; `extra` goes on QEMU's command line and
+/// `input` to the emulated UART.
+pub fn run(board: &Board, elf: &Path, extra: &[&str], input: Option<&[u8]>) -> Result<Run, String> {
+    ensure_qemu()?;
+    let mut command = Command::new("qemu-system-arm");
+    command.args(["-cpu", board.cpu, "-machine", board.machine]);
+    if input.is_some() {
+        command.args(["-display", "none", "-serial", "stdio"]);
+    } else {
+        command.arg("-nographic");
+    }
+    command
+        .args(["-semihosting-config", "enable=on,target=native"])
+        .args(extra)
+        .arg("-kernel")
+        .arg(elf)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command
+        .spawn()
+        .map_err(|error| format!("cannot start qemu-system-arm: {error}"))?;
+    let mut stdin = child.stdin.take();
+    if let (Some(stdin), Some(input)) = (stdin.as_mut(), input) {
+        stdin
+            .write_all(input)
+            .map_err(|error| format!("cannot feed the UART: {error}"))?;
+    }
+    drop(stdin);
+    let result = child
+        .wait_with_output()
+        .map_err(|error| format!("qemu-system-arm failed: {error}"))?;
+    let lines = decode(elf, &result.stdout)?;
+    Ok(Run {
+        success: result.status.success(),
+        lines,
+    })
+}
+
+/// Decodes defmt frames from `bytes` with the table in `elf`.
+fn decode(elf: &Path, bytes: &[u8]) -> Result<Vec<String>, String> {
+    let image =
+        std::fs::read(elf).map_err(|error| format!("cannot read {}: {error}", elf.display()))?;
+    let table = defmt_decoder::Table::parse(&image)
+        .map_err(|error| format!("{}: bad defmt data: {error}", elf.display()))?
+        .ok_or_else(|| format!("{} has no defmt data", elf.display()))?;
+    let mut decoder = table.new_stream_decoder();
+    decoder.received(bytes);
+    let mut lines = Vec::new();
+    loop {
+        match decoder.decode() {
+            Ok(frame) => {
+                let level = frame.level().map_or("", |level| level.as_str());
+                lines.push(format!(
+                    "{:<5} {}",
+                    level.to_uppercase(),
+                    frame.display_message()
+                ));
+            }
+            Err(defmt_decoder::DecodeError::UnexpectedEof) => break,
+            Err(defmt_decoder::DecodeError::Malformed) => {
+                lines.push("(malformed defmt frame)".into());
+                break;
+            }
+        }
+    }
+    Ok(lines)
+}
+
+/// `cargo xtask demo [--board B]`.
+pub fn demo(args: &[String]) -> Result<(), String> {
+    let name = match args.iter().position(|arg| arg == "--board") {
+        Some(index) => args
+            .get(index + 1)
+            .ok_or("--board needs a board name")?
+            .as_str(),
+        None => BOARDS[0].name,
+    };
+    crate::setup::targets()?;
+    ensure_qemu()?;
+    let board = board(name)?;
+    let elf = build(board, "demo")?;
+    let run = run(board, &elf, &[], None)?;
+    println!();
+    for line in &run.lines {
+        println!("{line}");
+    }
+    if run.success {
+        Ok(())
+    } else {
+        Err(format!(
+            "the demo on {name} failed (QEMU exit status non-zero)"
+        ))
+    }
+}
+
+/// `cargo xtask qemu BOARD EXAMPLE [-- QEMU ARGS]`.
+pub fn qemu(args: &[String]) -> Result<(), String> {
+    let (Some(name), Some(example)) = (args.first(), args.get(1)) else {
+        return Err("usage: cargo xtask qemu BOARD EXAMPLE [-- QEMU ARGS]".into());
+    };
+    let extra: Vec<&str> = args
+        .iter()
+        .skip_while(|arg| *arg != "--")
+        .skip(1)
+        .map(String::as_str)
+        .collect();
+    crate::setup::targets()?;
+    let board = board(name)?;
+    let elf = build(board, example)?;
+    let run = run(board, &elf, &extra, None)?;
+    for line in &run.lines {
+        println!("{line}");
+    }
+    if run.success {
+        Ok(())
+    } else {
+        Err(format!(
+            "{name}/{example} failed (QEMU exit status non-zero)"
+        ))
+    }
+}
+
+/// The QEMU part of `cargo xtask test`: every example that has an expected
+/// output file runs and must print exactly that, and exit with success.
+pub fn scenarios() -> Result<(), String> {
+    ensure_qemu()?;
+    for board in &BOARDS {
+        let expected_dir = root().join("boards").join(board.name).join("expected");
+        let mut runs: Vec<PathBuf> = std::fs::read_dir(&expected_dir)
+            .map_err(|error| format!("cannot read {}: {error}", expected_dir.display()))?
+            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+            .filter(|path| path.extension().is_some_and(|extension| extension == "run"))
+            .collect();
+        runs.sort();
+        for expected in runs {
+            let example = expected
+                .file_stem()
+                .and_then(|stem| stem.to_str())
+                .ok_or("bad expected file name")?
+                .to_owned();
+            let elf = build(board, &example)?;
+            let input = (example == "uart").then_some(&b"aiopoll"[..]);
+            let run = run(board, &elf, &[], input)?;
+            for line in &run.lines {
+                println!("    {line}");
+            }
+            let wanted = std::fs::read_to_string(&expected)
+                .map_err(|error| format!("cannot read {}: {error}", expected.display()))?;
+            let got = run.lines.join("\n") + "\n";
+            if got != wanted {
+                return Err(format!(
+                    "{}/{example}: output differs from {}\n--- expected\n{wanted}--- got\n{got}",
+                    board.name,
+                    expected.display()
+                ));
+            }
+            if !run.success {
+                return Err(format!(
+                    "{}/{example}: QEMU exit status non-zero",
+                    board.name
+                ));
+            }
+            println!(
+                "<== {}/{example}: output matches {}",
+                board.name,
+                expected.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `cargo xtask flash BOARD EXAMPLE`: builds and flashes with probe-rs.
+pub fn flash(args: &[String]) -> Result<(), String> {
+    let (Some(name), Some(example)) = (args.first(), args.get(1)) else {
+        return Err("usage: cargo xtask flash BOARD EXAMPLE".into());
+    };
+    let chip = match name.as_str() {
+        "lm3s6965evb" => "LM3S6965",
+        other => return Err(format!("no flashable board `{other}`")),
+    };
+    if output(Command::new("probe-rs").arg("--version")).is_none() {
+        return Err(
+            "probe-rs is missing: install it with `cargo install probe-rs-tools --locked` \
+                    (see https://probe.rs/docs/getting-started/installation/)"
+                .into(),
+        );
+    }
+    let board = board(name)?;
+    let elf = build(board, example)?;
+    step(
+        &format!("flash {name}/{example} ({chip})"),
+        Command::new("probe-rs")
+            .args(["run", "--chip", chip])
+            .arg(&elf),
+    )
+}
