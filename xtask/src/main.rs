@@ -35,6 +35,7 @@ tasks:
                   build and run one firmware example in QEMU, its defmt decoded
   flash BOARD EXAMPLE
                   build and flash one example with probe-rs
+  scenarios       the QEMU scenarios alone (part of `test`)
   test            run every check CI runs: fmt, clippy -D warnings, host tests,
                   loom models, Miri, target builds
   setup           install what the tasks need (rustup targets, nightly Miri)
@@ -59,6 +60,7 @@ fn main() -> ExitCode {
         "demo" => qemu::demo(rest),
         "qemu" => qemu::qemu(rest),
         "flash" => qemu::flash(rest),
+        "scenarios" => qemu::scenarios(),
         "bench" => bench::run(rest),
         "size" => size::run(rest),
         "help" | "--help" | "-h" => {

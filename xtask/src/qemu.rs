@@ -218,7 +218,10 @@ pub fn qemu(args: &[String]) -> Result<(), String> {
 }
 
 /// The QEMU part of `cargo xtask test`: every example that has an expected
-/// output file runs and must print exactly that, and exit with success.
+/// output file runs under `-icount` (deterministic: the same interrupts land
+/// at the same instructions every run) and must print exactly that, and exit
+/// with success; the interrupt-storm examples run once more without
+/// `-icount`, for randomness, and must succeed.
 pub fn scenarios() -> Result<(), String> {
     ensure_qemu()?;
     for board in &BOARDS {
@@ -237,7 +240,7 @@ pub fn scenarios() -> Result<(), String> {
                 .to_owned();
             let elf = build(board, &example)?;
             let input = (example == "uart").then_some(&b"aiopoll"[..]);
-            let run = run(board, &elf, &[], input)?;
+            let run = run(board, &elf, &["-icount", "shift=3"], input)?;
             for line in &run.lines {
                 println!("    {line}");
             }
@@ -262,9 +265,31 @@ pub fn scenarios() -> Result<(), String> {
                 board.name,
                 expected.display()
             );
+            if example.contains("storm") {
+                let free = run_free(board, &elf)?;
+                for line in &free.lines {
+                    println!("    {line}");
+                }
+                println!("<== {}/{example} without -icount: ok", board.name);
+            }
         }
     }
     Ok(())
+}
+
+/// Runs `elf` without `-icount` (real-time interrupt timing) and requires
+/// success.
+fn run_free(board: &Board, elf: &Path) -> Result<Run, String> {
+    let run = run(board, elf, &[], None)?;
+    if run.success {
+        Ok(run)
+    } else {
+        Err(format!(
+            "{}: failed without -icount:\n{}",
+            elf.display(),
+            run.lines.join("\n")
+        ))
+    }
 }
 
 /// `cargo xtask flash BOARD EXAMPLE`: builds and flashes with probe-rs.
