@@ -19,14 +19,23 @@ pub type SharedSource = Arc<dyn Source<Lock> + Send + Sync>;
 /// Anything that can be submitted to a [`StdContext`]: it hands out the
 /// shared source the context keeps alive while the request is in flight.
 ///
-/// Implemented by this crate's sources and by `Arc<S>` for any
-/// `S: Source<Lock>`, so your own sources work too.
+/// Implemented by this crate's sources, by `Arc<S>` for any
+/// `S: Source<Lock>` (so your own sources work too), and by
+/// [`SharedSource`].
 pub trait AsSource {
     /// The source to poll, shared with the context.
     fn as_source(&self) -> SharedSource;
 }
 
 impl<S: Source<Lock> + Send + Sync + 'static> AsSource for Arc<S> {
+    fn as_source(&self) -> SharedSource {
+        self.clone()
+    }
+}
+
+/// A source already in its shared form (what [`AsSource::as_source`]
+/// returns), so code that picks sources at run time can submit them.
+impl AsSource for SharedSource {
     fn as_source(&self) -> SharedSource {
         self.clone()
     }
