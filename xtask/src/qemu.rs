@@ -23,12 +23,20 @@ pub struct Board {
 }
 
 /// The boards QEMU runs, the demo's default first.
-pub const BOARDS: [Board; 1] = [Board {
-    name: "lm3s6965evb",
-    target: "thumbv7m-none-eabi",
-    machine: "lm3s6965evb",
-    cpu: "cortex-m3",
-}];
+pub const BOARDS: [Board; 2] = [
+    Board {
+        name: "lm3s6965evb",
+        target: "thumbv7m-none-eabi",
+        machine: "lm3s6965evb",
+        cpu: "cortex-m3",
+    },
+    Board {
+        name: "microbit",
+        target: "thumbv6m-none-eabi",
+        machine: "microbit",
+        cpu: "cortex-m0",
+    },
+];
 
 fn board(name: &str) -> Result<&'static Board, String> {
     BOARDS

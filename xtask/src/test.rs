@@ -186,6 +186,40 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "defmt,critical-section",
         ]),
     )?;
+    for board in crate::qemu::BOARDS
+        .iter()
+        .map(|board| board.name)
+        .chain(["scenarios"])
+    {
+        let directory = crate::shell::root().join("boards").join(board);
+        step(
+            &format!("firmware: boards/{board} rustfmt"),
+            cargo()
+                .current_dir(&directory)
+                .args(["fmt", "--check"])
+                .env(
+                    "CARGO_TARGET_DIR",
+                    crate::shell::root().join("boards/target"),
+                ),
+        )?;
+        step(
+            &format!("firmware: boards/{board} clippy -D warnings"),
+            cargo()
+                .current_dir(&directory)
+                .args([
+                    "clippy",
+                    "--release",
+                    "--all-targets",
+                    "--",
+                    "-D",
+                    "warnings",
+                ])
+                .env(
+                    "CARGO_TARGET_DIR",
+                    crate::shell::root().join("boards/target"),
+                ),
+        )?;
+    }
     println!("\n==> QEMU scenarios: every example with an expected output");
     crate::qemu::scenarios()?;
 

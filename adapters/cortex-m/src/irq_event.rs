@@ -46,6 +46,17 @@ impl<Q: RawMutex> IrqEvent<Q> {
         self.queue.wake(events)
     }
 
+    /// Sets `events` and asks the waiting requests to re-read them (an
+    /// unkeyed wakeup): for handlers that cannot tell which requests care.
+    /// The completions go through deferred work.
+    pub fn raise_unkeyed(&self, events: Events) -> usize {
+        critical_section::with(|cs| {
+            let ready = self.ready.borrow(cs);
+            ready.set(ready.get() | events.bits());
+        });
+        self.queue.wake(Events::empty())
+    }
+
     /// Clears `events` (the condition was handled).
     pub fn clear(&self, events: Events) {
         critical_section::with(|cs| {
