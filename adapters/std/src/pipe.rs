@@ -21,6 +21,12 @@ pub fn pipe() -> (PipeReader, PipeWriter) {
 }
 
 /// A pipe holding up to `capacity` bytes (at least 1).
+///
+/// The capacity is counted in bytes. Linux counts a pipe's capacity in
+/// page-sized buffers (16 by default), merging small writes into the last
+/// page, so the two agree exactly for transfers in whole pages (4,096
+/// bytes); with odd-sized reads and writes Linux may report full a little
+/// earlier than this pipe does.
 pub fn pipe_with_capacity(capacity: usize) -> (PipeReader, PipeWriter) {
     let shared = Arc::new(PipeShared {
         state: Mutex::new(PipeState {
