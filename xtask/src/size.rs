@@ -237,7 +237,7 @@ fn firmware(verdicts: &mut Vec<String>) -> Result<(), String> {
         "\n| firmware (thumbv7m, opt-level \"s\") | flash bytes | RAM bytes |\n|---|---:|---:|\n\
          | size-base: runtime, panic handler, main loop | {base_flash} | {base_ram} |\n\
          | size-aiopoll: + a context (1 slot, 2 wait entries) and one source, submit/wake/cancel/reap | {flash} | {ram} |\n\
-         | what aiopoll adds (core + the firmware's interrupt-masking lock) | {} | {} |",
+         | what aiopoll adds (core + the Cortex-M adapter: CortexMLocks, IrqEvent) | {} | {} |",
         flash as i64 - base_flash as i64,
         ram as i64 - base_ram as i64,
     );

@@ -18,7 +18,7 @@ use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
 use core::task::{Context as TaskContext, Poll, Waker};
 
 use aiopoll::{Completion, Context, Events, Outcome};
-use aiopoll_firmware_bench::{timer, Flag, IrqLocks};
+use aiopoll_firmware_bench::{timer, CortexMLocks, IrqEvent};
 use cortex_m_rt::{entry, exception};
 use cortex_m_semihosting::{debug, hprintln};
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
@@ -28,10 +28,10 @@ const ITERATIONS: u32 = 100_000;
 const BATCH: usize = 32;
 const ROUNDS: u32 = 1_000;
 
-static FLAG: Flag = Flag::new();
-static FLAGS: [Flag; BATCH] = [const { Flag::new() }; BATCH];
-static SMALL: Context<'static, 4, IrqLocks> = Context::new();
-static BIG: Context<'static, BATCH, IrqLocks> = Context::new();
+static FLAG: IrqEvent = IrqEvent::new();
+static FLAGS: [IrqEvent; BATCH] = [const { IrqEvent::new() }; BATCH];
+static SMALL: Context<'static, 4, CortexMLocks> = Context::new();
+static BIG: Context<'static, BATCH, CortexMLocks> = Context::new();
 static SIGNAL: embassy_sync::signal::Signal<CriticalSectionRawMutex, ()> =
     embassy_sync::signal::Signal::new();
 
@@ -52,7 +52,7 @@ static WAKER: AtomicU8 = AtomicU8::new(Wakes::Nothing as u8);
 fn PendSV() {
     match WAKER.load(Ordering::Relaxed) {
         w if w == Wakes::Aiopoll as u8 => {
-            FLAG.raise();
+            FLAG.raise(Events::IN);
         }
         w if w == Wakes::Embassy as u8 => SIGNAL.signal(()),
         w if w == Wakes::Maitake as u8 => QUEUE.wake(),
@@ -173,9 +173,9 @@ fn main() -> ! {
     let round_trip = measure(|| {
         let (flag, context) = black_box((&FLAG, small));
         let submitted = context.submit(flag, Events::IN, 1).is_ok();
-        flag.raise();
+        flag.raise(Events::IN);
         let reaped = context.reap(&mut out[..1]);
-        flag.lower();
+        flag.clear(Events::IN);
         black_box(submitted && reaped == 1);
     });
     report(
@@ -252,7 +252,7 @@ fn main() -> ! {
         let submitted = context.submit(&FLAG, Events::IN, 1).is_ok();
         pend();
         let reaped = context.reap(&mut out[..1]);
-        FLAG.lower();
+        FLAG.clear(Events::IN);
         black_box(submitted && reaped == 1);
     });
     report(
@@ -290,8 +290,8 @@ fn main() -> ! {
         },
         || {
             for flag in &FLAGS {
-                flag.raise();
-                flag.lower();
+                flag.raise(Events::IN);
+                flag.clear(Events::IN);
             }
             black_box(big.reap(&mut out));
         },
@@ -305,11 +305,11 @@ fn main() -> ! {
     let wake = batched(
         || submit_all(&handles),
         |index| {
-            black_box(black_box(&FLAGS[index]).raise());
+            black_box(black_box(&FLAGS[index]).raise(Events::IN));
         },
         || {
             for flag in &FLAGS {
-                flag.lower();
+                flag.clear(Events::IN);
             }
             black_box(big.reap(&mut out));
         },
@@ -325,8 +325,8 @@ fn main() -> ! {
         for _ in 0..ROUNDS {
             submit_all(&handles);
             for flag in &FLAGS {
-                flag.raise();
-                flag.lower();
+                flag.raise(Events::IN);
+                flag.clear(Events::IN);
             }
             let start = timer::now();
             for index in 0..BATCH {

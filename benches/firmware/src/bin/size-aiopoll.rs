@@ -8,11 +8,11 @@ use core::hint::black_box;
 use core::pin::Pin;
 
 use aiopoll::{Completion, Context, Events};
-use aiopoll_firmware_bench::{Flag, IrqLocks};
+use aiopoll_firmware_bench::{CortexMLocks, IrqEvent};
 use cortex_m_rt::entry;
 
-static FLAG: Flag = Flag::new();
-static CONTEXT: Context<'static, 1, IrqLocks> = Context::new();
+static FLAG: IrqEvent = IrqEvent::new();
+static CONTEXT: Context<'static, 1, CortexMLocks> = Context::new();
 
 #[entry]
 fn main() -> ! {
@@ -21,14 +21,14 @@ fn main() -> ! {
     loop {
         if let Ok(handle) = context.submit(black_box(&FLAG), Events::IN, 1) {
             if black_box(true) {
-                FLAG.raise();
+                FLAG.raise(Events::IN);
             } else {
                 black_box(context.cancel(handle).is_ok());
             }
         }
         black_box(context.reap(&mut out));
         black_box(context.run_deferred());
-        FLAG.lower();
+        FLAG.clear(Events::IN);
         cortex_m::asm::wfi();
     }
 }
