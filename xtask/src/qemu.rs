@@ -77,6 +77,12 @@ pub fn ensure_qemu() -> Result<(), String> {
         .into())
 }
 
+/// What the host feeds to the emulated UART when it runs `example`: the
+/// `uart` example waits for these bytes.
+fn uart_input(example: &str) -> Option<&'static [u8]> {
+    (example == "uart").then_some(&b"aiopoll"[..])
+}
+
 /// Builds `example` of `board` (release) and returns the ELF's path.
 pub fn build(board: &Board, example: &str) -> Result<PathBuf, String> {
     let directory = root().join("boards").join(board.name);
@@ -212,7 +218,7 @@ pub fn qemu(args: &[String]) -> Result<(), String> {
     crate::setup::targets()?;
     let board = board(name)?;
     let elf = build(board, example)?;
-    let run = run(board, &elf, &extra, None)?;
+    let run = run(board, &elf, &extra, uart_input(example))?;
     for line in &run.lines {
         println!("{line}");
     }
@@ -247,8 +253,7 @@ pub fn scenarios() -> Result<(), String> {
                 .ok_or("bad expected file name")?
                 .to_owned();
             let elf = build(board, &example)?;
-            let input = (example == "uart").then_some(&b"aiopoll"[..]);
-            let run = run(board, &elf, &["-icount", "shift=3"], input)?;
+            let run = run(board, &elf, &["-icount", "shift=3"], uart_input(&example))?;
             for line in &run.lines {
                 println!("    {line}");
             }
