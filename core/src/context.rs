@@ -534,7 +534,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
             overflow: false,
             closed: false,
         };
-        let ready = source.poll(&mut PollTable::registering(&mut registration)) & events;
+        let ready = source.poll(&mut PollTable::registering(&mut registration, events)) & events;
         unwind.armed = false;
         let Registration {
             registered,
@@ -729,7 +729,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                 Some(Outcome::SourceGone)
             } else {
                 let ready = source.map_or(Events::empty(), |source| {
-                    source.poll(&mut PollTable::readiness_only())
+                    source.poll(&mut PollTable::rechecking(events))
                 }) & events;
                 (!ready.is_empty()).then_some(Outcome::Ready(ready))
             };

@@ -33,6 +33,7 @@ pub trait Source<Q: RawMutex = crate::SpinLock>: Sync {
 /// `poll_table`).
 pub struct PollTable<'t, 's, Q: RawMutex> {
     registrar: Option<&'t mut dyn Registrar<'s, Q>>,
+    requested: Events,
 }
 
 /// The context side of a poll table: links the request being submitted.
@@ -41,16 +42,39 @@ pub(crate) trait Registrar<'s, Q: RawMutex> {
 }
 
 impl<'t, 's, Q: RawMutex> PollTable<'t, 's, Q> {
-    pub(crate) fn registering(registrar: &'t mut dyn Registrar<'s, Q>) -> Self {
+    pub(crate) fn registering(registrar: &'t mut dyn Registrar<'s, Q>, requested: Events) -> Self {
         PollTable {
             registrar: Some(registrar),
+            requested,
+        }
+    }
+
+    /// A table that registers nothing, for re-checking the readiness of a
+    /// request that asked for `requested`.
+    pub(crate) fn rechecking(requested: Events) -> Self {
+        PollTable {
+            registrar: None,
+            requested,
         }
     }
 
     /// A table that registers nothing: `source.poll(&mut
-    /// PollTable::readiness_only())` just reads the source's readiness.
+    /// PollTable::readiness_only())` just reads the source's readiness. Its
+    /// [`requested`](Self::requested) events are all of them.
     pub fn readiness_only() -> Self {
-        PollTable { registrar: None }
+        PollTable {
+            registrar: None,
+            requested: Events::all(),
+        }
+    }
+
+    /// The events the request being polled waits for (what it asked for,
+    /// plus ERR and HUP), or every event when the table only reads
+    /// readiness: Linux's `poll_requested_events()`. A source backed by
+    /// hardware or an OS poller may arm interest for just these; it must
+    /// still report every event that is ready (the context masks them).
+    pub fn requested(&self) -> Events {
+        self.requested
     }
 
     /// Registers the request being submitted on `queue` (Linux's

@@ -299,7 +299,24 @@ impl<Q: RawMutex> WaitQueue<Q> {
         self.wake_all(Wake::SourceGone, true)
     }
 
-    /// Whether [`close`](Self::close) has been called.
+    /// Opens a closed queue again, for a source that lives in a `static` and
+    /// comes back after a teardown (a peripheral reset, a link that
+    /// reconnects): requests submitted from now on wait on it as on a new
+    /// queue. Requests completed by the close stay completed
+    /// ([`Outcome::SourceGone`](crate::Outcome::SourceGone)); nothing they
+    /// left behind is linked. Returns whether the queue was closed.
+    pub fn reopen(&self) -> bool {
+        let _locked = Locked::lock(&self.lock);
+        // SAFETY: we hold the queue lock, which protects the list.
+        self.list.with_mut(|list| unsafe {
+            let was_closed = (*list).closed;
+            (*list).closed = false;
+            was_closed
+        })
+    }
+
+    /// Whether [`close`](Self::close) has been called (and
+    /// [`reopen`](Self::reopen) not since).
     pub fn is_closed(&self) -> bool {
         let _locked = Locked::lock(&self.lock);
         // SAFETY: we hold the queue lock, which protects the list.

@@ -24,6 +24,7 @@ fn op() -> impl Strategy<Value = Op> {
         4 => (0..SOURCES, 0..3usize, events())
             .prop_map(|(source, queue, key)| Op::Wake { source, queue, key }),
         1 => (0..SOURCES, 0..3usize).prop_map(|(source, queue)| Op::Close { source, queue }),
+        1 => (0..SOURCES, 0..3usize).prop_map(|(source, queue)| Op::Reopen { source, queue }),
         2 => (0..16usize).prop_map(|nth| Op::Cancel { nth }),
         2 => (0..6usize).prop_map(|max| Op::Reap { max }),
         1 => Just(Op::RunDeferred),

@@ -328,6 +328,79 @@ fn closing_a_queue_completes_its_requests_with_source_gone() {
 }
 
 #[test]
+fn a_reopened_queue_takes_requests_again_and_the_closed_ones_stay_completed() {
+    let device = Device::new(1);
+    let context = pin!(Context::<'_, 4>::new());
+    context.as_ref().submit(&device, Events::IN, 1).unwrap();
+    assert_eq!(device.queues[0].close(), 1);
+    // Reopening an open queue says so and changes nothing.
+    assert!(device.queues[0].reopen());
+    assert!(!device.queues[0].reopen());
+    assert!(!device.queues[0].is_closed());
+    // The request the close completed stays completed, exactly once.
+    assert_eq!(
+        reap_all(&context),
+        [Completion {
+            user_data: 1,
+            outcome: Outcome::SourceGone
+        }]
+    );
+    // A new request waits on the reopened queue like on a new one.
+    let handle = context.as_ref().submit(&device, Events::IN, 2).unwrap();
+    assert_eq!(device.queues[0].len(), 1);
+    assert!(reap_all(&context).is_empty());
+    device.raise(Events::IN);
+    assert_eq!(reap_all(&context)[0].outcome, Outcome::Ready(Events::IN));
+    assert_eq!(context.cancel(handle), Err(CancelError::NotFound));
+    assert_eq!(context.in_use(), 0);
+}
+
+/// Records the events each `poll` was asked for.
+struct Recorder {
+    queue: aiopoll::WaitQueue,
+    ready: AtomicU32,
+    asked: std::sync::Mutex<Vec<(bool, Events)>>,
+}
+
+impl Source for Recorder {
+    fn poll<'s>(&'s self, table: &mut PollTable<'_, 's, SpinLock>) -> Events {
+        table.wait(&self.queue);
+        self.asked
+            .lock()
+            .unwrap()
+            .push((table.is_registering(), table.requested()));
+        Events::from_bits_truncate(self.ready.load(Ordering::Acquire) as u16)
+    }
+}
+
+#[test]
+fn poll_tables_carry_the_requested_events_like_poll_requested_events() {
+    let source = Recorder {
+        queue: aiopoll::WaitQueue::new(),
+        ready: AtomicU32::new(0),
+        asked: std::sync::Mutex::new(Vec::new()),
+    };
+    let context = pin!(Context::<'_, 4>::new());
+    context
+        .as_ref()
+        .submit(&source, Events::PRI | Events::RDBAND, 1)
+        .unwrap();
+    // An unkeyed wakeup makes deferred work re-poll with the same request.
+    source.queue.wake(Events::empty());
+    assert!(reap_all(&context).is_empty());
+    let wanted = Events::PRI | Events::RDBAND | Events::ERR | Events::HUP;
+    assert_eq!(
+        *source.asked.lock().unwrap(),
+        [(true, wanted), (false, wanted)]
+    );
+    // Reading readiness without a request asks for everything.
+    assert_eq!(
+        PollTable::<SpinLock>::readiness_only().requested(),
+        Events::all()
+    );
+}
+
+#[test]
 fn closing_one_of_two_queues_completes_once_with_source_gone() {
     let device = Device::new(2);
     let context = pin!(Context::<'_, 4>::new());

@@ -42,6 +42,10 @@ pub enum Op {
         source: usize,
         queue: usize,
     },
+    Reopen {
+        source: usize,
+        queue: usize,
+    },
     Cancel {
         nth: usize,
     },
@@ -235,6 +239,10 @@ impl Model {
         woken
     }
 
+    fn reopen(&mut self, source: usize, queue: usize) -> bool {
+        core::mem::replace(&mut self.closed[source][queue], false)
+    }
+
     fn close(&mut self, source: usize, queue: usize) -> usize {
         if self.closed[source][queue] {
             return 0;
@@ -402,6 +410,10 @@ pub fn decode(data: &[u8]) -> Vec<Op> {
                     queue: usize::from(b) % 3,
                     key: u16::from(c) | u16::from(b & 0x20) << 8,
                 },
+                4 if c & 0x80 != 0 => Op::Reopen {
+                    source,
+                    queue: usize::from(b) % 3,
+                },
                 4 => Op::Close {
                     source,
                     queue: usize::from(b) % 3,
@@ -482,6 +494,10 @@ pub fn run(ops: &[Op]) -> Result<Counts, String> {
                 let real = devices[source].queues[queue].close();
                 check!(real, model.close(source, queue), op);
                 counts.teardowns += 1;
+            }
+            Op::Reopen { source, queue } => {
+                let real = devices[source].queues[queue].reopen();
+                check!(real, model.reopen(source, queue), op);
             }
             Op::Cancel { nth } => {
                 if order.is_empty() {
