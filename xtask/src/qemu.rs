@@ -231,10 +231,14 @@ pub fn qemu(args: &[String]) -> Result<(), String> {
     }
 }
 
+/// Examples that also run without `-icount`, with real-time interrupt
+/// timing, for randomness: the interrupt storms.
+const RANDOM_TIMING: [&str; 3] = ["storm", "flood", "starve"];
+
 /// The QEMU part of `cargo xtask test`: every example that has an expected
 /// output file runs under `-icount` (deterministic: the same interrupts land
 /// at the same instructions every run) and must print exactly that, and exit
-/// with success; the interrupt-storm examples run once more without
+/// with success; the interrupt-storm examples ([`RANDOM_TIMING`]) run once more without
 /// `-icount`, for randomness, and must succeed.
 pub fn scenarios() -> Result<(), String> {
     ensure_qemu()?;
@@ -278,7 +282,7 @@ pub fn scenarios() -> Result<(), String> {
                 board.name,
                 expected.display()
             );
-            if example.contains("storm") {
+            if RANDOM_TIMING.iter().any(|name| example.contains(name)) {
                 let free = run_free(board, &elf)?;
                 for line in &free.lines {
                     println!("    {line}");
