@@ -276,6 +276,25 @@ fn a_handle_from_another_context_is_not_found() {
 }
 
 #[test]
+fn a_handle_whose_slot_is_beyond_this_context_is_not_found() {
+    // The nearest thing to a forged handle the API allows (its fields are
+    // private): one from a larger context, naming a slot this one lacks.
+    let device = Device::new(1);
+    let large = pin!(Context::<'_, 8>::new());
+    let small = pin!(Context::<'_, 2>::new());
+    let mut handle = None;
+    for user_data in 0..8 {
+        handle = Some(large.as_ref().submit(&device, Events::IN, user_data).unwrap());
+    }
+    let handle = handle.unwrap();
+    assert_eq!(handle.slot(), 7);
+    small.as_ref().submit(&device, Events::IN, 9).unwrap();
+    assert_eq!(small.cancel(handle), Err(CancelError::NotFound));
+    assert_eq!(small.in_use(), 1);
+    assert_eq!(large.cancel(handle), Ok(aiopoll::InProgress));
+}
+
+#[test]
 fn completions_come_out_oldest_first_and_reap_takes_at_most_the_slice() {
     let device = Device::new(1);
     let context = pin!(Context::<'_, 4>::new());
