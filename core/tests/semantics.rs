@@ -284,7 +284,12 @@ fn a_handle_whose_slot_is_beyond_this_context_is_not_found() {
     let small = pin!(Context::<'_, 2>::new());
     let mut handle = None;
     for user_data in 0..8 {
-        handle = Some(large.as_ref().submit(&device, Events::IN, user_data).unwrap());
+        handle = Some(
+            large
+                .as_ref()
+                .submit(&device, Events::IN, user_data)
+                .unwrap(),
+        );
     }
     let handle = handle.unwrap();
     assert_eq!(handle.slot(), 7);
