@@ -16,6 +16,7 @@
 //! what to install.
 
 mod bench;
+mod flash;
 mod fuzz;
 mod qemu;
 mod setup;
@@ -59,7 +60,7 @@ fn main() -> ExitCode {
         "fuzz" => fuzz::run(rest),
         "demo" => qemu::demo(rest),
         "qemu" => qemu::qemu(rest),
-        "flash" => qemu::flash(rest),
+        "flash" => flash::flash(rest),
         "scenarios" => qemu::scenarios(),
         "bench" => bench::run(rest),
         "size" => size::run(rest),

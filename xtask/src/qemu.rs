@@ -1,8 +1,8 @@
 //! Firmware on qemu-system-arm: `cargo xtask demo`, `cargo xtask qemu BOARD
-//! EXAMPLE`, `cargo xtask flash BOARD EXAMPLE`, and the QEMU scenarios of
-//! `cargo xtask test` (every example of every QEMU board, its decoded defmt
-//! output compared with `boards/<board>/expected/<example>.run`, as RTIC
-//! does).
+//! EXAMPLE`, and the QEMU scenarios of `cargo xtask test` (every example of
+//! every QEMU board, its decoded defmt output compared with
+//! `boards/<board>/expected/<example>.run`, as RTIC does). Flashing real
+//! boards is in `flash`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -307,30 +307,4 @@ fn run_free(board: &Board, elf: &Path) -> Result<Run, String> {
             run.lines.join("\n")
         ))
     }
-}
-
-/// `cargo xtask flash BOARD EXAMPLE`: builds and flashes with probe-rs.
-pub fn flash(args: &[String]) -> Result<(), String> {
-    let (Some(name), Some(example)) = (args.first(), args.get(1)) else {
-        return Err("usage: cargo xtask flash BOARD EXAMPLE".into());
-    };
-    let chip = match name.as_str() {
-        "lm3s6965evb" => "LM3S6965",
-        other => return Err(format!("no flashable board `{other}`")),
-    };
-    if output(Command::new("probe-rs").arg("--version")).is_none() {
-        return Err(
-            "probe-rs is missing: install it with `cargo install probe-rs-tools --locked` \
-                    (see https://probe.rs/docs/getting-started/installation/)"
-                .into(),
-        );
-    }
-    let board = board(name)?;
-    let elf = build(board, example)?;
-    step(
-        &format!("flash {name}/{example} ({chip})"),
-        Command::new("probe-rs")
-            .args(["run", "--chip", chip])
-            .arg(&elf),
-    )
 }
