@@ -37,8 +37,14 @@ impl<Q: RawMutex> IrqEvent<Q> {
 
     /// Sets `events` and wakes the requests waiting for any of them (state
     /// first, then the wakeup: the order `Source` requires). Safe in any
-    /// interrupt handler; returns how many requests were woken.
+    /// interrupt handler; returns how many requests were woken (none when
+    /// `events` is empty).
     pub fn raise(&self, events: Events) -> usize {
+        if events.is_empty() {
+            // An empty key is the core's unkeyed wakeup: it would send every
+            // waiter through deferred work for nothing.
+            return 0;
+        }
         critical_section::with(|cs| {
             let ready = self.ready.borrow(cs);
             ready.set(ready.get() | events.bits());
