@@ -1,0 +1,107 @@
+//! `Ticks`, `EngineDelay` and `reap_blocking` through the public API, as far
+//! as the host allows.
+//!
+//! Sleeping is `WFI` inside `cortex_m::interrupt::free`, which only exist on
+//! a Cortex-M core (off one, cortex-m's wrappers are `unimplemented!()`):
+//! a delay that waits, or a `reap_blocking` that finds nothing, would panic
+//! here. So these tests cover what returns without sleeping; the waiting
+//! itself (deadlines, rounding, wrap-around, long delays, a shared context)
+//! is unit-tested in `src/delay.rs` with the timer interrupt played by the
+//! test.
+
+mod support;
+
+use std::pin::{pin, Pin};
+
+use aiopoll_cortex_m::aiopoll::{Completion, Context, Events, Outcome};
+use aiopoll_cortex_m::{reap_blocking, CortexMLocks, EngineDelay, IrqEvent, Ticks};
+use embedded_hal::delay::DelayNs;
+use support::Counting;
+
+#[test]
+fn ticks_count_from_zero() {
+    let ticks: Ticks = Ticks::new();
+    assert_eq!(ticks.now(), 0);
+    for expected in 1..=5 {
+        // Nobody waits: nobody woken.
+        assert_eq!(ticks.tick(), 0);
+        assert_eq!(ticks.now(), expected);
+    }
+    let ticks: Ticks = Ticks::default();
+    assert_eq!(ticks.now(), 0);
+}
+
+// `EngineDelay` borrows its context for as long as the context borrows the
+// ticks (`Pin<&'t Context<'t, ..>>`), which only a context that is never
+// dropped allows: statics, as in firmware.
+type DelayContext = Context<'static, 1, CortexMLocks, 1, Counting>;
+
+#[test]
+fn a_zero_delay_returns_without_a_request() {
+    static TICKS: Ticks = Ticks::new();
+    static CONTEXT: DelayContext = Context::with_hooks(Counting::new());
+    let context = Pin::static_ref(&CONTEXT);
+    // Would sleep in WFI (and panic off a Cortex-M core) if it waited.
+    let mut delay = EngineDelay::new(context, &TICKS, 1_000_000);
+    delay.delay_ns(0);
+    delay.delay_us(0);
+    delay.delay_ms(0);
+    // A zero tick length is one nanosecond, not a division by zero.
+    let mut delay = EngineDelay::new(context, &TICKS, 0);
+    delay.delay_ns(0);
+    assert_eq!(context.stats().submitted, 0);
+    assert_eq!(context.in_use(), 0);
+    assert_eq!(TICKS.now(), 0);
+}
+
+#[test]
+fn reap_blocking_returns_a_waiting_completion_without_sleeping() {
+    let event = IrqEvent::new();
+    let context = pin!(Context::<'_, 4, CortexMLocks, 1, Counting>::with_hooks(
+        Counting::new()
+    ));
+    context.as_ref().submit(&event, Events::IN, 1).unwrap();
+    context.as_ref().submit(&event, Events::IN, 2).unwrap();
+    event.raise(Events::IN);
+    let mut out = [Completion::EMPTY; 1];
+    assert_eq!(reap_blocking(&context, &mut out), 1);
+    assert_eq!(out[0].user_data, 1);
+    assert_eq!(reap_blocking(&context, &mut out), 1);
+    assert_eq!(out[0].user_data, 2);
+    assert_eq!(context.in_use(), 0);
+}
+
+#[test]
+fn reap_blocking_runs_pending_deferred_work() {
+    let event = IrqEvent::new();
+    let context = pin!(Context::<'_, 4, CortexMLocks, 1, Counting>::with_hooks(
+        Counting::new()
+    ));
+    context.as_ref().submit(&event, Events::IN, 1).unwrap();
+    event.raise_unkeyed(Events::IN);
+    assert_eq!(context.completions(), 0);
+    let mut out = [Completion::EMPTY; 4];
+    assert_eq!(reap_blocking(&context, &mut out), 1);
+    assert_eq!(
+        out[0],
+        Completion {
+            user_data: 1,
+            outcome: Outcome::Ready(Events::IN)
+        }
+    );
+}
+
+#[test]
+fn reap_blocking_into_nothing_returns_zero_at_once() {
+    let event = IrqEvent::new();
+    let context = pin!(Context::<'_, 4, CortexMLocks, 1, Counting>::with_hooks(
+        Counting::new()
+    ));
+    context.as_ref().submit(&event, Events::IN, 1).unwrap();
+    // Nothing completed and nowhere to put it: returns instead of sleeping.
+    assert_eq!(reap_blocking(&context, &mut []), 0);
+    event.raise(Events::IN);
+    assert_eq!(reap_blocking(&context, &mut []), 0);
+    // The completion is still there for a real reap.
+    assert_eq!(context.completions(), 1);
+}
