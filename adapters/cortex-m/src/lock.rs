@@ -134,28 +134,72 @@ mod ceiling {
     // SAFETY: as above.
     unsafe impl<const CEILING: u8> Send for CeilingLock<CEILING> {}
 
+    /// The BASEPRI register. (A trait so that the unit tests can run the
+    /// claim logic against a model of it: cortex-m's register access is
+    /// `unimplemented!()` off a Cortex-M core.)
+    trait Basepri {
+        /// Reads BASEPRI.
+        fn read() -> u8;
+        /// Writes BASEPRI_MAX: raises the mask to `value` unless it masks
+        /// more already.
+        fn raise(value: u8);
+        /// Writes BASEPRI.
+        ///
+        /// # Safety
+        /// Lowering the mask may let a preempting interrupt run inside a
+        /// section that relies on it: only restore a value read before.
+        unsafe fn write(value: u8);
+    }
+
+    /// The core's own BASEPRI.
+    struct Hardware;
+
+    impl Basepri for Hardware {
+        fn read() -> u8 {
+            basepri::read()
+        }
+
+        fn raise(value: u8) {
+            basepri_max::write(value);
+        }
+
+        unsafe fn write(value: u8) {
+            // SAFETY: the caller restores a value it read before.
+            unsafe { basepri::write(value) };
+        }
+    }
+
     impl<const CEILING: u8> CeilingLock<CEILING> {
         const VALID: () = assert!(CEILING != 0, "a ceiling of 0 would mask nothing");
 
-        fn enter(&self) -> bool {
+        fn enter<B: Basepri>(&self) -> bool {
             #[allow(clippy::let_unit_value)]
             let () = Self::VALID;
-            let previous = basepri::read();
+            let previous = B::read();
             // Raise first, then claim: an interrupt that preempts between
             // the two is above the ceiling, runs to completion (taking and
             // releasing the lock, or failing a try) before we go on.
-            basepri_max::write(CEILING);
+            B::raise(CEILING);
             if self
                 .held
                 .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
                 .is_err()
             {
                 // SAFETY: restores the BASEPRI this call found.
-                unsafe { basepri::write(previous) };
+                unsafe { B::write(previous) };
                 return false;
             }
             self.previous.set(previous);
             true
+        }
+
+        /// # Safety
+        /// The caller holds the lock (its `enter` returned true).
+        unsafe fn exit<B: Basepri>(&self) {
+            let previous = self.previous.get();
+            self.held.store(false, Ordering::Release);
+            // SAFETY: restores the BASEPRI the matching `enter` found.
+            unsafe { B::write(previous) };
         }
     }
 
@@ -172,7 +216,7 @@ mod ceiling {
         type GuardMarker = GuardNoSend;
 
         fn lock(&self) {
-            if !self.enter() {
+            if !self.enter::<Hardware>() {
                 // Single core: the holder is preempted by us, so we run above
                 // the ceiling. Waiting would never end.
                 panic!("aiopoll: the context was used from an interrupt above its CeilingLock's ceiling: raise the ceiling (CEILING) to that interrupt's priority, or only wake queues from there");
@@ -180,18 +224,225 @@ mod ceiling {
         }
 
         fn try_lock(&self) -> bool {
-            self.enter()
+            self.enter::<Hardware>()
         }
 
         unsafe fn unlock(&self) {
-            let previous = self.previous.get();
-            self.held.store(false, Ordering::Release);
-            // SAFETY: restores the BASEPRI the matching `enter` found.
-            unsafe { basepri::write(previous) };
+            // SAFETY: the caller holds the lock (`RawMutex::unlock`'s
+            // contract).
+            unsafe { self.exit::<Hardware>() };
         }
     }
 
     /// A [`CeilingLock`] for the context, the critical section for its wait
     /// queues.
     pub type CeilingLocks<const CEILING: u8> = (CeilingLock<CEILING>, CriticalSectionLock);
+
+    /// The claim logic of [`CeilingLock`] against a model of BASEPRI, one
+    /// register per thread (a thread plays an execution context: thread
+    /// mode, or an interrupt above the ceiling). The real register is not
+    /// reachable off a Cortex-M core (cortex-m's access is
+    /// `unimplemented!()` there), so `CeilingLock`'s `RawMutex` impl itself,
+    /// and with it `CeilingLocks`, cannot run on the host; only
+    /// `Hardware`'s three one-line forwards are left untested.
+    #[cfg(test)]
+    mod tests {
+        extern crate std;
+
+        use core::pin::pin;
+        use std::sync::Barrier;
+        use std::thread;
+
+        use aiopoll::{Context, Events, PollTable, Source, WaitQueue};
+
+        use super::*;
+        use crate::IrqEvent;
+
+        std::thread_local! {
+            static REGISTER: Cell<u8> = const { Cell::new(0) };
+        }
+
+        /// This thread's BASEPRI, with the architecture's rules.
+        struct Model;
+
+        impl Basepri for Model {
+            fn read() -> u8 {
+                REGISTER.with(Cell::get)
+            }
+
+            fn raise(value: u8) {
+                // BASEPRI_MAX: only ever masks more (lower is more urgent;
+                // 0 masks nothing).
+                let current = Self::read();
+                if value != 0 && (current == 0 || value < current) {
+                    REGISTER.with(|register| register.set(value));
+                }
+            }
+
+            unsafe fn write(value: u8) {
+                REGISTER.with(|register| register.set(value));
+            }
+        }
+
+        fn basepri() -> u8 {
+            Model::read()
+        }
+
+        fn set_basepri(value: u8) {
+            // SAFETY: a model register; nothing depends on it.
+            unsafe { Model::write(value) };
+        }
+
+        #[test]
+        fn enter_raises_to_the_ceiling_and_exit_restores() {
+            set_basepri(0);
+            let lock = CeilingLock::<0x40>::INIT;
+            assert!(lock.enter::<Model>());
+            assert_eq!(basepri(), 0x40);
+            // SAFETY: held since the `enter` above.
+            unsafe { lock.exit::<Model>() };
+            assert_eq!(basepri(), 0);
+            // Free again.
+            assert!(lock.enter::<Model>());
+            // SAFETY: held since the `enter` above.
+            unsafe { lock.exit::<Model>() };
+        }
+
+        #[test]
+        fn a_failed_try_leaves_the_mask_as_it_found_it() {
+            set_basepri(0);
+            let lock = CeilingLock::<0x40>::INIT;
+            assert!(lock.enter::<Model>());
+            // Thread mode already below a less urgent mask of its own.
+            set_basepri(0x80);
+            assert!(!lock.enter::<Model>());
+            assert_eq!(basepri(), 0x80);
+            // An interrupt above the ceiling (its own register) tries: fails
+            // without touching its mask, and does not wait.
+            let other = thread::scope(|scope| {
+                scope
+                    .spawn(|| {
+                        set_basepri(0);
+                        let entered = lock.enter::<Model>();
+                        (entered, basepri())
+                    })
+                    .join()
+                    .unwrap()
+            });
+            assert_eq!(other, (false, 0));
+            set_basepri(0x40);
+            // SAFETY: held since the first `enter`.
+            unsafe { lock.exit::<Model>() };
+            assert_eq!(basepri(), 0, "restores what the winning enter found");
+        }
+
+        #[test]
+        fn a_mask_that_is_higher_already_is_kept() {
+            set_basepri(0x20);
+            let lock = CeilingLock::<0x40>::INIT;
+            assert!(lock.enter::<Model>());
+            assert_eq!(basepri(), 0x20);
+            // SAFETY: held since the `enter` above.
+            unsafe { lock.exit::<Model>() };
+            assert_eq!(basepri(), 0x20);
+        }
+
+        #[test]
+        fn ceilings_nest_and_unwind_in_order() {
+            set_basepri(0);
+            let low = CeilingLock::<0x80>::INIT;
+            let high = CeilingLock::<0x40>::INIT;
+            assert!(low.enter::<Model>());
+            assert_eq!(basepri(), 0x80);
+            assert!(high.enter::<Model>());
+            assert_eq!(basepri(), 0x40);
+            // SAFETY: held since the `enter` above.
+            unsafe { high.exit::<Model>() };
+            assert_eq!(basepri(), 0x80);
+            // SAFETY: held since the first `enter`.
+            unsafe { low.exit::<Model>() };
+            assert_eq!(basepri(), 0);
+        }
+
+        /// A [`CeilingLock`] on the model register, as a context lock.
+        struct ModelCeiling<const CEILING: u8>(CeilingLock<CEILING>);
+
+        // SAFETY: forwards to `CeilingLock`'s claim logic, whose exclusion
+        // comes from its atomic `held` flag (the register only masks).
+        unsafe impl<const CEILING: u8> RawMutex for ModelCeiling<CEILING> {
+            #[allow(clippy::declare_interior_mutable_const)]
+            const INIT: Self = ModelCeiling(CeilingLock::INIT);
+            type GuardMarker = GuardNoSend;
+
+            fn lock(&self) {
+                assert!(
+                    self.0.enter::<Model>(),
+                    "the tests never contend for lock()"
+                );
+            }
+
+            fn try_lock(&self) -> bool {
+                self.0.enter::<Model>()
+            }
+
+            unsafe fn unlock(&self) {
+                // SAFETY: the caller holds the lock.
+                unsafe { self.0.exit::<Model>() };
+            }
+        }
+
+        /// A source whose `poll` (run with the context lock held) lets
+        /// another thread raise an event, and waits for it to be done.
+        struct LetsOthersRaise<'a> {
+            queue: WaitQueue<CriticalSectionLock>,
+            barrier: &'a Barrier,
+        }
+
+        impl Source<CriticalSectionLock> for LetsOthersRaise<'_> {
+            fn poll<'s>(&'s self, table: &mut PollTable<'_, 's, CriticalSectionLock>) -> Events {
+                table.wait(&self.queue);
+                if table.is_registering() {
+                    self.barrier.wait(); // the other thread raises now
+                    self.barrier.wait(); // and is done
+                }
+                Events::empty()
+            }
+        }
+
+        #[test]
+        fn a_wakeup_from_another_thread_while_the_context_is_held_defers() {
+            set_basepri(0);
+            let event: IrqEvent = IrqEvent::new();
+            let barrier = Barrier::new(2);
+            let holder = LetsOthersRaise {
+                queue: WaitQueue::new(),
+                barrier: &barrier,
+            };
+            let context =
+                pin!(Context::<'_, 4, (ModelCeiling<0x40>, CriticalSectionLock), 1>::new());
+            context.as_ref().submit(&event, Events::IN, 1).unwrap();
+            let woken = thread::scope(|scope| {
+                let raiser = scope.spawn(|| {
+                    barrier.wait();
+                    // Unlike the critical section, the ceiling does not
+                    // hold this thread back: the raise runs while the
+                    // submit below holds the context lock, fails its
+                    // try-lock and defers.
+                    let woken = event.raise(Events::IN);
+                    barrier.wait();
+                    woken
+                });
+                context.as_ref().submit(&holder, Events::IN, 2).unwrap();
+                raiser.join().unwrap()
+            });
+            assert_eq!(woken, 1);
+            assert_eq!(context.completions(), 0);
+            assert!(context.has_deferred_work());
+            assert_eq!(context.stats().deferrals, 1);
+            assert_eq!(context.stats().completed_by_wakeup, 0);
+            assert_eq!(context.run_deferred(), 1);
+            assert_eq!(context.completions(), 1);
+            assert_eq!(basepri(), 0);
+        }
+    }
 }
