@@ -3,10 +3,11 @@
 //! defmt log until Ctrl-C).
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::Path;
 use std::process::{Command, Stdio};
 
-use crate::shell::{output, root, step};
+use crate::firmware::{self, Examples};
+use crate::shell::output;
 
 /// A board probe-rs can flash.
 pub struct Flashable {
@@ -49,6 +50,19 @@ pub const BOARDS: [Flashable; 3] = [
     },
 ];
 
+/// The directories of the boards only probe-rs runs (not QEMU): their
+/// rustfmt and clippy steps in `cargo xtask test` are these.
+pub fn dev_boards() -> impl Iterator<Item = &'static str> {
+    BOARDS
+        .iter()
+        .map(|board| board.directory)
+        .filter(|directory| {
+            !crate::qemu::BOARDS
+                .iter()
+                .any(|board| board.name == *directory)
+        })
+}
+
 fn board(name: &str) -> Result<&'static Flashable, String> {
     BOARDS
         .iter()
@@ -60,23 +74,6 @@ fn board(name: &str) -> Result<&'static Flashable, String> {
                 names.join(", ")
             )
         })
-}
-
-/// Builds `example` (release) in `boards/<directory>`, whose
-/// `.cargo/config.toml` names the target, and returns the ELF's path.
-pub fn build(directory: &str, target: &str, example: &str) -> Result<PathBuf, String> {
-    let target_dir = root().join("boards/target");
-    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    command
-        .current_dir(root().join("boards").join(directory))
-        .args(["build", "--release", "--example", example])
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .env_remove("RUSTFLAGS");
-    step(&format!("build {directory}/{example}"), &mut command)?;
-    Ok(target_dir
-        .join(target)
-        .join("release/examples")
-        .join(example))
 }
 
 /// `cargo xtask flash BOARD EXAMPLE`.
@@ -93,13 +90,13 @@ pub fn flash(args: &[String]) -> Result<(), String> {
         );
     }
     crate::setup::targets()?;
-    let elf = build(board.directory, board.target, example)?;
-    run(board, &elf, example)
+    firmware::build(board.directory, board.target, Examples::One(example))?;
+    run(board, &firmware::elf(board.target, example), example)
 }
 
 /// Runs `probe-rs run --chip CHIP ELF`, its output passed through as it
 /// comes; on failure, says what to do next.
-fn run(board: &Flashable, elf: &std::path::Path, example: &str) -> Result<(), String> {
+fn run(board: &Flashable, elf: &Path, example: &str) -> Result<(), String> {
     let mut command = Command::new("probe-rs");
     command
         .args(["run", "--chip", board.chip])

@@ -9,6 +9,7 @@
 //! cargo xtask fuzz            fuzz the core against its reference model
 //! cargo xtask bench           aiopoll and its peers side by side: one table of ns/op, instructions/op, ratios
 //! cargo xtask size            bytes per request slot and per wait queue on thumbv6m, thumbv7m, x86_64
+//! cargo xtask firmware-size [--bless] [BOARD..]  every board example's text/data/bss against boards/*/expected/*.size
 //! ```
 //!
 //! Every task installs what it is missing itself (rustup targets, the nightly
@@ -16,6 +17,8 @@
 //! what to install.
 
 mod bench;
+mod firmware;
+mod firmware_size;
 mod flash;
 mod fuzz;
 mod qemu;
@@ -45,6 +48,9 @@ tasks:
   bench [--runs N] [--quick] [--no-callgrind] [--filter TEXT] [--write FILE]
                   benchmark aiopoll and its peers in one run; print one table
   size            bytes per request slot and per wait queue, per target
+  firmware-size [--bless] [BOARD..]
+                  text/data/bss of every board example (or the named boards')
+                  against boards/<board>/expected/<example>.size (--bless writes them)
 ";
 
 fn main() -> ExitCode {
@@ -64,6 +70,7 @@ fn main() -> ExitCode {
         "scenarios" => qemu::scenarios(),
         "bench" => bench::run(rest),
         "size" => size::run(rest),
+        "firmware-size" => firmware_size::run(rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())

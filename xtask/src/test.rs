@@ -190,6 +190,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         .iter()
         .map(|board| board.name)
         .chain(["scenarios"])
+        .chain(crate::flash::dev_boards())
     {
         let directory = crate::shell::root().join("boards").join(board);
         step(
@@ -220,6 +221,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 ),
         )?;
     }
+    println!("\n==> firmware sizes: every example of every board, release, against its .size file");
+    crate::firmware_size::check()?;
     println!("\n==> QEMU scenarios: every example with an expected output");
     crate::qemu::scenarios()?;
 
