@@ -130,6 +130,19 @@ pub fn run(args: &[String]) -> Result<(), String> {
         )?;
     }
 
+    if !skip("miri") {
+        // The Cortex-M adapter's host tests: critical-section's std
+        // implementation stands in for masking interrupts; what needs the
+        // core itself (WFI, BASEPRI, NVIC) is left to the QEMU scenarios.
+        step(
+            "Miri: aiopoll-cortex-m's host tests",
+            cargo_toolchain("nightly")
+                .args(["miri", "test", "-p", "aiopoll-cortex-m"])
+                .env("MIRIFLAGS", "-Zmiri-strict-provenance")
+                .env("CARGO_TARGET_DIR", crate::shell::root().join("target/miri")),
+        )?;
+    }
+
     for example in ["pipe_ping_pong", "tcp_echo"] {
         step(
             &format!("aiopoll-std example {example}"),
