@@ -202,10 +202,13 @@ fn sizes(bless: bool, only: &[String]) -> Result<(), String> {
     }
     crate::setup::targets()?;
     let mut table = vec![format!(
-        "| {:<26} | {:>7} | {:>6} | {:>6} | |",
+        "| {:<26} | {:>13} | {:>11} | {:>11} | |",
         "board/example", "text", "data", "bss"
     )];
-    table.push(format!("|{:-<28}|{:->9}|{:->8}|{:->8}|-|", "", "", "", ""));
+    table.push(format!(
+        "|{:-<28}|{:->15}|{:->13}|{:->13}|-|",
+        "", "", "", ""
+    ));
     let mut differences = Vec::new();
     for (directory, target) in all {
         if !only.is_empty() && !only.iter().any(|name| name == directory) {
@@ -231,7 +234,7 @@ fn sizes(bless: bool, only: &[String]) -> Result<(), String> {
                 previous.map_or(String::new(), |previous| signed(now, then(&previous)))
             };
             table.push(format!(
-                "| {:<26} | {:>7} | {:>6} | {:>6} | {note} |",
+                "| {:<26} | {:>13} | {:>11} | {:>11} | {note} |",
                 format!("{directory}/{example}"),
                 format!("{}{}", sizes.text, delta(sizes.text, |s| s.text)),
                 format!("{}{}", sizes.data, delta(sizes.data, |s| s.data)),
