@@ -143,20 +143,25 @@ impl Idle for Wfi {
 ///
 /// It owns a one-slot context of its own, so that waiting for its own
 /// completion never takes another request's.
-pub struct EngineDelay<'t, L: Locks, H: Notify> {
-    context: Pin<&'t Context<'t, 1, L, 1, H>>,
+///
+/// `'t` is how long the delay borrows its context and ticks; `'s` is the
+/// context's own source lifetime, which the delay does not constrain (each
+/// deadline lives on the delaying frame and is reaped before `delay_ns`
+/// returns), so a context on the stack works as well as a `static` one.
+pub struct EngineDelay<'t, 's, L: Locks, H: Notify> {
+    context: Pin<&'t Context<'s, 1, L, 1, H>>,
     ticks: &'t Ticks<L::Queue>,
     tick_ns: u32,
 }
 
-impl<'t, L: Locks, H: Notify> EngineDelay<'t, L, H>
+impl<'t, 's, L: Locks, H: Notify> EngineDelay<'t, 's, L, H>
 where
     L::Queue: Send + Sync,
 {
     /// Delays on `ticks`, which advances every `tick_ns` nanoseconds, using
     /// `context` (which must serve nothing else).
     pub fn new(
-        context: Pin<&'t Context<'t, 1, L, 1, H>>,
+        context: Pin<&'t Context<'s, 1, L, 1, H>>,
         ticks: &'t Ticks<L::Queue>,
         tick_ns: u32,
     ) -> Self {
@@ -199,7 +204,7 @@ where
     }
 }
 
-impl<L: Locks, H: Notify> DelayNs for EngineDelay<'_, L, H>
+impl<L: Locks, H: Notify> DelayNs for EngineDelay<'_, '_, L, H>
 where
     L::Queue: Send + Sync,
 {
@@ -409,12 +414,24 @@ mod tests {
         assert!(ticks.queue.is_empty());
     }
 
-    // `EngineDelay` takes its context as `Pin<&'t Context<'t, ..>>`: the
-    // context is borrowed for as long as it borrows its sources, which only
-    // a context that is never dropped allows (it is invariant in `'t` and
-    // has a `Drop`). So, as in firmware, these contexts and ticks are
-    // statics, one set per test.
+    // Most of these tests use statics, as firmware does; the first one
+    // shows a context and ticks on the stack work too.
     type DelayContext = Context<'static, 1, CortexMLocks, 1>;
+
+    #[test]
+    fn a_delay_works_with_a_context_and_ticks_on_the_stack() {
+        let ticks = ticks_at(7);
+        let context = pin!(Context::<'_, 1, CortexMLocks, 1>::new());
+        let mut delay = EngineDelay::new(context.as_ref(), &ticks, 1000);
+        let mut timer = Timer {
+            ticks: &ticks,
+            sleeps: 0,
+        };
+        delay.delay_with(2500, &mut timer);
+        assert_eq!(timer.sleeps, 4);
+        assert_eq!(context.stats().reaped, 1);
+        assert_eq!(context.in_use(), 0);
+    }
 
     #[test]
     fn delay_waits_whole_ticks_plus_the_partial_one() {

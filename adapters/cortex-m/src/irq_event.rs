@@ -12,11 +12,15 @@ use crate::CriticalSectionLock;
 /// one call in the handler ([`raise`](Self::raise)) sets the bits and wakes
 /// the requests waiting for them.
 ///
-/// ```ignore
+/// ```no_run
+/// use aiopoll::Events;
+/// use aiopoll_cortex_m::IrqEvent;
+/// # use critical_section as _; // the host's critical section, for this test
+///
 /// static UART_RX: IrqEvent = IrqEvent::new();
 ///
-/// #[interrupt]
-/// fn UART0() {
+/// // The UART's handler (`#[interrupt] fn UART0()` with your PAC):
+/// fn uart_interrupt() {
 ///     // .. read the data register into a buffer ..
 ///     UART_RX.raise(Events::IN);
 /// }

@@ -18,16 +18,30 @@
 //! - **embedded-hal**: [`PinSource`] (any `InputPin`, woken from its edge
 //!   interrupt) and [`EngineDelay`] (`DelayNs` on a tick source).
 //!
-//! ```ignore
+//! ```no_run
 //! use aiopoll::{Context, Events};
-//! use aiopoll_cortex_m::{CeilingLocks, IrqEvent, PendInterrupt, reap_blocking};
+//! use aiopoll_cortex_m::{CeilingLocks, IrqEvent, PendInterrupt};
+//! # use critical_section as _; // the host's critical section, for this test
+//! # #[derive(Clone, Copy)]
+//! # enum Interrupt { GPIOB = 1 } // your PAC's interrupt enum
+//! # // SAFETY: 1 is a valid interrupt number.
+//! # unsafe impl cortex_m::interrupt::InterruptNumber for Interrupt {
+//! #     fn number(self) -> u16 { self as u16 }
+//! # }
 //!
 //! static TIMER: IrqEvent = IrqEvent::new();
 //! static CONTEXT: Context<'static, 8, CeilingLocks<0x40>, 1, PendInterrupt<Interrupt>> =
 //!     Context::with_hooks(PendInterrupt(Interrupt::GPIOB));
 //!
-//! #[interrupt] fn TIMER0A() { TIMER.raise(Events::IN); }          // wakes requests
-//! #[interrupt] fn GPIOB() { CONTEXT.run_deferred(); }              // deferred work
+//! // The timer's handler (`#[interrupt] fn TIMER0A()` with your PAC):
+//! fn timer_interrupt() {
+//!     TIMER.raise(Events::IN); // wakes the requests waiting for IN
+//! }
+//!
+//! // The least urgent interrupt's handler (`#[interrupt] fn GPIOB()`):
+//! fn deferred_work_interrupt() {
+//!     CONTEXT.run_deferred(); // completes what wakeups had to defer
+//! }
 //! ```
 //!
 //! Every board under `boards/` has a runnable example.
