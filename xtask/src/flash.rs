@@ -135,7 +135,9 @@ fn run(board: &Flashable, elf: &Path, example: &str) -> Result<(), String> {
         .any(|phrase| errors.contains(phrase));
     if no_probe {
         Err(format!(
-            "probe-rs found no debug probe (its message is above): {}, then run this again",
+            "probe-rs found no debug probe (its message is above): {}, then run this again \
+             (if it is connected already, your user needs access to its USB device: see the \
+             udev rules at https://probe.rs/docs/getting-started/probe-setup/)",
             board.connect
         ))
     } else {
