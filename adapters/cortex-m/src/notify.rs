@@ -26,8 +26,12 @@ impl<I: InterruptNumber> Notify for PendInterrupt<I> {
 
 /// Pends PendSV when a wakeup defers a completion; the `PendSV` exception
 /// handler calls [`Context::run_deferred`](aiopoll::Context::run_deferred).
-/// PendSV has the lowest priority by default, which is what deferred work
-/// wants.
+///
+/// PendSV resets to priority 0, the most urgent of the configurable ones:
+/// give it the least urgent priority at start-up (with
+/// `cortex_m::peripheral::SCB::set_priority(SystemHandler::PendSV, 0xFF)`),
+/// so that deferred work runs after the interrupts that cause it, and at or
+/// below a `CeilingLock`'s ceiling.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct PendSv;
 
