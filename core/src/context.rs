@@ -62,7 +62,10 @@
 //!   handle is `NotFound`.
 //! - **T10 close**: a closing queue unlinks the entry, clears its queue
 //!   pointer with `Release` (the `POLLFREE` protocol), then completes inline
-//!   as T5 with `SourceGone`, or defers as T6 with `GONE`.
+//!   as T5 with `SourceGone`, or defers as T6 with `GONE`. A closed queue
+//!   may be reopened ([`WaitQueue::reopen`]) for a source that comes back:
+//!   no entry is linked on it then, so reopening touches no request; later
+//!   submits register on it as on a new queue.
 //! - **T11 reap**: `Completed → Free`: the completion is copied out, the
 //!   generation is bumped (stale handles no longer match), the slot is freed.
 //! - **T12 context drop**: every `Armed` request leaves its queues; nothing
