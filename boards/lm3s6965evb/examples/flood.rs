@@ -13,6 +13,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use aiopoll::{Completion, Context, Events, Handle, Outcome, SubmitError};
 use aiopoll_cortex_m::{CeilingLocks, IrqEvent, PendInterrupt};
+use aiopoll_scenarios::{Stall, STALL_ROUNDS};
 use cortex_m_rt::entry;
 use lm3s6965::interrupt;
 use lm3s6965evb::{exit, timer0, Interrupt};
@@ -84,8 +85,10 @@ fn main() -> ! {
     let (mut ready, mut cancelled, mut gone, mut reopens) = (0u32, 0u32, 0u32, 0u32);
     let mut ok = true;
 
+    let mut stall = Stall::new(STALL_ROUNDS);
     timer0::start(PERIOD);
     while completed < REQUESTS {
+        let submitted_before = next;
         if next < REQUESTS {
             let source = sources[next as usize % sources.len()];
             match context.submit(source, Events::IN, u64::from(next)) {
@@ -134,6 +137,10 @@ fn main() -> ! {
             }
         }
         completed += count as u32;
+        if stall.stalled(count > 0 || next != submitted_before) {
+            defmt::error!("stalled: {} requests never completed", next - completed);
+            exit(false);
+        }
         if count == 0 && next == REQUESTS {
             // Only waiting requests left (on LINK, reopened): the timer
             // completes or tears them down.

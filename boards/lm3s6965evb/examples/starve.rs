@@ -20,6 +20,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use aiopoll::{Completion, Context, Events, Handle, Outcome, SubmitError};
 use aiopoll_cortex_m::{CeilingLocks, IrqEvent, PendInterrupt};
+use aiopoll_scenarios::{Stall, STALL_ROUNDS};
 use cortex_m::peripheral::NVIC;
 use cortex_m::register::basepri;
 use cortex_m_rt::entry;
@@ -151,6 +152,7 @@ fn main() -> ! {
 
     // Phase 1: GPIOB preempted by a busy, more urgent handler.
     let mut first = Ledger::new();
+    let mut stall = Stall::new(STALL_ROUNDS);
     let mut next = 0u32;
     while first.completed < REQUESTS {
         // Fill the context with the timer stopped, so that every request
@@ -166,7 +168,13 @@ fn main() -> ! {
         cortex_m::asm::dsb();
         cortex_m::asm::isb();
         // GPIOA ran and returned; GPIOB ran after it.
-        first.reap(context);
+        if stall.stalled(first.reap(context) > 0) {
+            defmt::error!(
+                "stalled: {} requests never completed",
+                next - first.completed
+            );
+            exit(false);
+        }
     }
     let stats = context.stats();
     defmt::info!(
@@ -195,6 +203,7 @@ fn main() -> ! {
     unsafe { basepri::write(MASK_DEFERRED_WORK) };
     let mut next = 0u32;
     while second.completed < REQUESTS {
+        let submitted_before = next;
         if next < REQUESTS {
             if let Some(handle) = submit(context, REQUESTS + next) {
                 handles[next as usize % SLOTS] = Some(handle);
@@ -207,7 +216,15 @@ fn main() -> ! {
             }
         }
         EVENT.clear(Events::IN);
-        if second.reap(context) == 0 && next == REQUESTS {
+        let count = second.reap(context);
+        if stall.stalled(count > 0 || next != submitted_before) {
+            defmt::error!(
+                "stalled: {} requests never completed",
+                next - second.completed
+            );
+            exit(false);
+        }
+        if count == 0 && next == REQUESTS {
             // Only waiting requests left: the next tick (above the mask)
             // wakes them, and the next reap completes them.
             cortex_m::asm::wfi();

@@ -96,6 +96,33 @@ pub unsafe fn interrupted_pc(frame: *const u32) -> u32 {
     unsafe { frame.add(6).read_volatile() }
 }
 
+/// Turns a stranded request into a failing run instead of a hung one:
+/// thread mode reports each round of its loop, and a run of `limit` rounds
+/// in a row without progress (nothing submitted, nothing reaped) while the
+/// timer keeps firing means some request will never complete. A bound on
+/// rounds, not on time: it holds under `-icount` and on a loaded machine.
+pub struct Stall {
+    idle: u32,
+    limit: u32,
+}
+
+impl Stall {
+    /// Gives up after `limit` rounds in a row without progress.
+    pub const fn new(limit: u32) -> Self {
+        Stall { idle: 0, limit }
+    }
+
+    /// Reports one round; returns `true` once the run has stalled.
+    pub fn stalled(&mut self, progress: bool) -> bool {
+        self.idle = if progress { 0 } else { self.idle + 1 };
+        self.idle >= self.limit
+    }
+}
+
+/// Rounds without progress after which [`storm`] reports a stranded
+/// request: far more than the few timer periods any waiting request needs.
+pub const STALL_ROUNDS: u32 = 1_000_000;
+
 /// Requests per timer period in [`storm`].
 pub const PER_PERIOD: u32 = 400;
 
@@ -129,7 +156,9 @@ where
     let mut out = [Completion::EMPTY; 8];
     let (mut next, mut completed, mut cancelled, mut ready) = (0u32, 0u32, 0u32, 0u32);
     let mut ok = true;
+    let mut stall = Stall::new(STALL_ROUNDS);
     while completed < requests {
+        let submitted_before = next;
         if next < requests && next % PER_PERIOD == 0 {
             T::start(first_period + next / PER_PERIOD);
         }
@@ -176,6 +205,17 @@ where
             }
         }
         completed += count as u32;
+        if stall.stalled(count > 0 || next != submitted_before) {
+            defmt::error!(
+                "stalled: {} of {} requests never completed",
+                next - completed,
+                requests
+            );
+            return StormReport {
+                requests,
+                ok: false,
+            };
+        }
         if count == 0 && next == requests {
             // Only waiting requests left: let the timer complete them.
             cortex_m::asm::wfi();
