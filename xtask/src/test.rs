@@ -7,6 +7,7 @@ use crate::shell::{cargo, cargo_toolchain, step};
 /// loop (CI runs everything).
 pub fn run(args: &[String]) -> Result<(), String> {
     let skip = |name: &str| args.iter().any(|arg| arg == &format!("--skip-{name}"));
+    let started = std::time::Instant::now();
     setup::targets()?;
 
     step("rustfmt", cargo().args(["fmt", "--all", "--check"]))?;
@@ -239,6 +240,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
     println!("\n==> QEMU scenarios: every example with an expected output");
     crate::qemu::scenarios()?;
 
-    println!("\nall checks passed");
+    println!(
+        "\nall checks passed in {:.1} minutes",
+        started.elapsed().as_secs_f64() / 60.0
+    );
     Ok(())
 }
