@@ -20,6 +20,26 @@ pub struct Device<Q: RawMutex = SpinLock> {
     pub registers_twice: bool,
     /// Hostile: report bits that are not poll events.
     pub unknown_bits: bool,
+    /// Hostile: panic (with [`HOSTILE_PANIC`]) in every registering `poll`,
+    /// after registering.
+    pub panics: bool,
+}
+
+/// What a hostile [`Device`] panics with.
+pub const HOSTILE_PANIC: &str = "hostile source panics in poll";
+
+/// Keeps the expected panics of hostile sources off standard error; any
+/// other panic is reported as usual.
+pub fn quiet_hostile_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let report = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if info.payload().downcast_ref::<&str>() != Some(&HOSTILE_PANIC) {
+                report(info);
+            }
+        }));
+    });
 }
 
 impl<Q: RawMutex> Device<Q> {
@@ -31,6 +51,7 @@ impl<Q: RawMutex> Device<Q> {
             wakes_itself: None,
             registers_twice: false,
             unknown_bits: false,
+            panics: false,
         }
     }
 
@@ -55,6 +76,9 @@ impl<Q: RawMutex + Send + Sync> Source<Q> for Device<Q> {
         }
         if let (Some(key), true) = (self.wakes_itself, table.is_registering()) {
             self.queues[0].wake(key);
+        }
+        if self.panics && table.is_registering() {
+            std::panic::panic_any(HOSTILE_PANIC);
         }
         let ready = self.ready.load(Ordering::Acquire);
         if self.unknown_bits {

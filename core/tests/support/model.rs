@@ -19,7 +19,9 @@ pub const SLOTS: usize = 4;
 /// Wait queues one request may sit on.
 pub const LIMIT: usize = 2;
 /// How many sources the harness has (see [`sources`]).
-pub const SOURCES: usize = 6;
+pub const SOURCES: usize = 7;
+/// The source whose registering `poll` panics.
+pub const PANICS: usize = 6;
 
 /// One operation of a sequence.
 #[derive(Clone, Debug)]
@@ -63,12 +65,13 @@ pub enum Op {
 
 /// Builds the sources: 0 registers nowhere, 1, 2 and 3 on that many queues
 /// (3 is over the limit), 4 wakes its own queue with IN inside `poll` and
-/// reports unknown bits, 5 registers on its queue twice.
+/// reports unknown bits, 5 registers on its queue twice, 6 ([`PANICS`])
+/// registers on its queue and then panics.
 pub fn sources() -> [Device<FaultLock>; SOURCES] {
     let mut devices: [Device<FaultLock>; SOURCES] = core::array::from_fn(|source| {
         Device::new(match source {
             0 => 0,
-            1 | 4 | 5 => 1,
+            1 | 4 | 5 | PANICS => 1,
             2 => 2,
             _ => 3,
         })
@@ -76,6 +79,7 @@ pub fn sources() -> [Device<FaultLock>; SOURCES] {
     devices[4].wakes_itself = Some(Events::IN);
     devices[4].unknown_bits = true;
     devices[5].registers_twice = true;
+    devices[PANICS].panics = true;
     devices
 }
 
@@ -437,6 +441,7 @@ pub fn decode(data: &[u8]) -> Vec<Op> {
 /// Runs `ops` against the model and the core; `Err` describes the first
 /// difference.
 pub fn run(ops: &[Op]) -> Result<Counts, String> {
+    super::quiet_hostile_panics();
     let mut counts = Counts::default();
     fail_next_try_locks(0);
     let devices = sources();
@@ -458,6 +463,44 @@ pub fn run(ops: &[Op]) -> Result<Counts, String> {
 
     for op in ops {
         match *op {
+            Op::Submit {
+                source,
+                events,
+                user_data,
+            } if source == PANICS => {
+                // The submit unwinds and changes nothing: no slot taken, no
+                // entry left on the queue, the context still usable. The
+                // model has no request to add.
+                let in_use = context.in_use();
+                let real = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    context.as_ref().submit(
+                        &devices[source],
+                        Events::from_bits_retain(events),
+                        user_data,
+                    )
+                }));
+                match real {
+                    // Refused before `poll` ran (unknown bits, a full
+                    // context): as the model says.
+                    Ok(result) => {
+                        let refused = result.err();
+                        let expected = model.submit(source, events, user_data).err();
+                        check!(refused, expected, op);
+                        if refused.is_none() {
+                            return Err(format!("{op:?}: the hostile poll did not panic"));
+                        }
+                    }
+                    Err(_) if Events::from_bits(events).is_none() || in_use == SLOTS => {
+                        return Err(format!("{op:?}: poll ran although the submit is refused"));
+                    }
+                    Err(_) => {}
+                }
+                if context.in_use() != in_use || !devices[source].queues[0].is_empty() {
+                    return Err(format!(
+                        "{op:?}: a panicking poll left a slot or an entry behind"
+                    ));
+                }
+            }
             Op::Submit {
                 source,
                 events,
