@@ -23,7 +23,7 @@ pub struct Board {
 }
 
 /// The boards QEMU runs, the demo's default first.
-pub const BOARDS: [Board; 2] = [
+pub const BOARDS: [Board; 4] = [
     Board {
         name: "lm3s6965evb",
         target: "thumbv7m-none-eabi",
@@ -35,6 +35,18 @@ pub const BOARDS: [Board; 2] = [
         target: "thumbv6m-none-eabi",
         machine: "microbit",
         cpu: "cortex-m0",
+    },
+    Board {
+        name: "mps2-an385",
+        target: "thumbv7m-none-eabi",
+        machine: "mps2-an385",
+        cpu: "cortex-m3",
+    },
+    Board {
+        name: "mps2-an386",
+        target: "thumbv7em-none-eabihf",
+        machine: "mps2-an386",
+        cpu: "cortex-m4",
     },
 ];
 

@@ -157,10 +157,16 @@ where
     let (mut next, mut completed, mut cancelled, mut ready) = (0u32, 0u32, 0u32, 0u32);
     let mut ok = true;
     let mut stall = Stall::new(STALL_ROUNDS);
+    // The period the timer runs at: restarted once per period, not on every
+    // round that finds all slots busy (a restart before the timer expires
+    // would keep it from ever firing).
+    let mut running = None;
     while completed < requests {
         let submitted_before = next;
-        if next < requests && next % PER_PERIOD == 0 {
-            T::start(first_period + next / PER_PERIOD);
+        let period = next / PER_PERIOD;
+        if next < requests && running != Some(period) {
+            T::start(first_period + period);
+            running = Some(period);
         }
         if next < requests {
             match context.submit(source, Events::IN, u64::from(next)) {
