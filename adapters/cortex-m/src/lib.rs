@@ -4,8 +4,10 @@
 //!
 //! - **Locks** ([`lock`]): a critical-section lock for every part, and on
 //!   v7-M/v8-M a BASEPRI priority-ceiling lock for the context, so that
-//!   interrupts above the ceiling are never masked by aiopoll. Pick a pair
-//!   by type: [`CortexMLocks`] or [`CeilingLocks`].
+//!   interrupts above the ceiling are never masked by aiopoll; for parts
+//!   with several cores, a lock that masks this core and spins on a flag
+//!   the cores share. Pick a pair by type: [`CortexMLocks`],
+//!   [`CeilingLocks`] or [`MultiCoreLocks`].
 //! - **Deferred work** ([`PendInterrupt`], [`PendSv`]): when a wakeup cannot
 //!   take the context lock (thread mode holds it, or the interrupt is above
 //!   the ceiling), the core defers the completion; these hooks pend a
@@ -59,7 +61,7 @@ pub use delay::{EngineDelay, Ticks};
 pub use irq_event::IrqEvent;
 #[cfg(any(not(target_arch = "arm"), target_has_atomic = "32"))]
 pub use lock::{CeilingLock, CeilingLocks};
-pub use lock::{CortexMLocks, CriticalSectionLock};
+pub use lock::{CortexMLocks, CriticalSectionLock, MultiCoreLock, MultiCoreLocks};
 pub use notify::{PendInterrupt, PendSv};
 pub use pin::{Active, PinSource};
 pub use wait::reap_blocking;
