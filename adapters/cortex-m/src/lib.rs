@@ -16,7 +16,8 @@
 //! - **Interrupt glue** ([`IrqEvent`]): one call in a handler sets event bits
 //!   and wakes the waiting requests.
 //! - **Sleeping** ([`reap_blocking`]): thread mode sleeps in `WFI` until a
-//!   completion arrives.
+//!   completion arrives; [`reap_across_cores`] sleeps in `WFE` for
+//!   completions that another core delivers.
 //! - **embedded-hal**: [`PinSource`] (any `InputPin`, woken from its edge
 //!   interrupt) and [`EngineDelay`] (`DelayNs` on a tick source).
 //!
@@ -64,6 +65,6 @@ pub use lock::{CeilingLock, CeilingLocks};
 pub use lock::{CortexMLocks, CriticalSectionLock, MultiCoreLock, MultiCoreLocks};
 pub use notify::{PendInterrupt, PendSv};
 pub use pin::{Active, PinSource};
-pub use wait::reap_blocking;
+pub use wait::{reap_across_cores, reap_blocking};
 
 pub use aiopoll;

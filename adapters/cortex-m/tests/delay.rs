@@ -1,10 +1,10 @@
-//! `Ticks`, `EngineDelay` and `reap_blocking` through the public API, as far
-//! as the host allows.
+//! `Ticks`, `EngineDelay`, `reap_blocking` and `reap_across_cores` through
+//! the public API, as far as the host allows.
 //!
-//! Sleeping is `WFI` inside `cortex_m::interrupt::free`, which only exist on
-//! a Cortex-M core (off one, cortex-m's wrappers are `unimplemented!()`):
-//! a delay that waits, or a `reap_blocking` that finds nothing, would panic
-//! here. So these tests cover what returns without sleeping; the waiting
+//! Sleeping is `WFI` inside `cortex_m::interrupt::free` (or `WFE`), which
+//! only exist on a Cortex-M core (off one, cortex-m's wrappers are
+//! `unimplemented!()`): a delay that waits, or a reap that finds nothing,
+//! would panic here. So these tests cover what returns without sleeping; the waiting
 //! itself (deadlines, rounding, wrap-around, long delays, a shared context)
 //! is unit-tested in `src/delay.rs` with the timer interrupt played by the
 //! test.
@@ -14,7 +14,9 @@ mod support;
 use std::pin::{pin, Pin};
 
 use aiopoll_cortex_m::aiopoll::{Completion, Context, Events, Outcome};
-use aiopoll_cortex_m::{reap_blocking, CortexMLocks, EngineDelay, IrqEvent, Ticks};
+use aiopoll_cortex_m::{
+    reap_across_cores, reap_blocking, CortexMLocks, EngineDelay, IrqEvent, Ticks,
+};
 use embedded_hal::delay::DelayNs;
 use support::Counting;
 
@@ -103,5 +105,55 @@ fn reap_blocking_into_nothing_returns_zero_at_once() {
     event.raise(Events::IN);
     assert_eq!(reap_blocking(&context, &mut []), 0);
     // The completion is still there for a real reap.
+    assert_eq!(context.completions(), 1);
+}
+
+#[test]
+fn reap_across_cores_returns_a_waiting_completion_without_sleeping() {
+    let event = IrqEvent::new();
+    let context = pin!(Context::<'_, 4, CortexMLocks, 1, Counting>::with_hooks(
+        Counting::new()
+    ));
+    context.as_ref().submit(&event, Events::IN, 1).unwrap();
+    context.as_ref().submit(&event, Events::IN, 2).unwrap();
+    event.raise(Events::IN);
+    let mut out = [Completion::EMPTY; 1];
+    assert_eq!(reap_across_cores(&context, &mut out), 1);
+    assert_eq!(out[0].user_data, 1);
+    assert_eq!(reap_across_cores(&context, &mut out), 1);
+    assert_eq!(out[0].user_data, 2);
+    assert_eq!(context.in_use(), 0);
+}
+
+#[test]
+fn reap_across_cores_runs_pending_deferred_work() {
+    let event = IrqEvent::new();
+    let context = pin!(Context::<'_, 4, CortexMLocks, 1, Counting>::with_hooks(
+        Counting::new()
+    ));
+    context.as_ref().submit(&event, Events::IN, 7).unwrap();
+    event.raise_unkeyed(Events::IN);
+    assert_eq!(context.completions(), 0);
+    let mut out = [Completion::EMPTY; 4];
+    assert_eq!(reap_across_cores(&context, &mut out), 1);
+    assert_eq!(
+        out[0],
+        Completion {
+            user_data: 7,
+            outcome: Outcome::Ready(Events::IN)
+        }
+    );
+}
+
+#[test]
+fn reap_across_cores_into_nothing_returns_zero_at_once() {
+    let event = IrqEvent::new();
+    let context = pin!(Context::<'_, 4, CortexMLocks, 1, Counting>::with_hooks(
+        Counting::new()
+    ));
+    context.as_ref().submit(&event, Events::IN, 1).unwrap();
+    assert_eq!(reap_across_cores(&context, &mut []), 0);
+    event.raise(Events::IN);
+    assert_eq!(reap_across_cores(&context, &mut []), 0);
     assert_eq!(context.completions(), 1);
 }

@@ -19,7 +19,7 @@ use core::cell::RefCell;
 use core::pin::Pin;
 
 use aiopoll::{Completion, Context, Events};
-use aiopoll_cortex_m::{CortexMLocks, IrqEvent, PendSv};
+use aiopoll_cortex_m::{reap_across_cores, CortexMLocks, IrqEvent, PendSv};
 use cortex_m::peripheral::NVIC;
 use cortex_m_rt::exception;
 use critical_section::Mutex;
@@ -27,7 +27,7 @@ use embedded_hal::digital::StatefulOutputPin;
 use rpi_pico::hal::fugit::MicrosDurationU32;
 use rpi_pico::hal::pac::Interrupt;
 use rpi_pico::hal::timer::{Alarm, Alarm0};
-use rpi_pico::{entry, interrupt, reap_across_cores, Board};
+use rpi_pico::{entry, interrupt, Board};
 
 /// Raised by core 1's alarm interrupt.
 static TICK: IrqEvent = IrqEvent::new();

@@ -1,6 +1,6 @@
 //! Board support for the Raspberry Pi Pico (RP2040: two Cortex-M0+ cores)
 //! over `rp2040-hal`: clocks from the 12 MHz crystal, the LED on GPIO 25,
-//! the 1 MHz timer, starting core 1, and [`reap_across_cores`]. Logs go out
+//! the 1 MHz timer, starting core 1, and [`aiopoll_cortex_m::reap_across_cores`]. Logs go out
 //! over RTT (defmt-rtt), panics too (panic-probe); `probe-rs run` prints
 //! them.
 //!
@@ -28,7 +28,6 @@
 
 use core::fmt;
 
-use aiopoll::{Completion, Context, Locks, Notify};
 use cortex_m::peripheral::scb::SystemHandler;
 use hal::clocks::init_clocks_and_plls;
 use hal::gpio::bank0::Gpio25;
@@ -167,32 +166,4 @@ fn lowest_pendsv_priority(scb: &mut cortex_m::peripheral::SCB) {
     // SAFETY: called once per core at start-up, before anything pends
     // PendSV; no priority-based critical section exists yet to be broken.
     unsafe { scb.set_priority(SystemHandler::PendSV, 0xC0) };
-}
-
-/// Reaps at least one completion into `out`, sleeping in `WFE` while there
-/// is none; returns how many it took (0 only when `out` is empty). For a
-/// reaper whose requests the other core completes: the adapter's
-/// `reap_blocking` sleeps in `WFI`, which only an interrupt of this core
-/// ends.
-///
-/// The adapter's [`Notify`] hooks (`PendSv`, `PendInterrupt`) run `SEV` on
-/// every completion, which the RP2040 wires to the other core's event
-/// register. A completion that lands after the last check and before `WFE`
-/// has set that register already, so `WFE` returns at once: no wakeup is
-/// lost. Interrupts of this core end `WFE` too; pending deferred work is run
-/// by the reap itself.
-pub fn reap_across_cores<const N: usize, L: Locks, const W: usize, H: Notify>(
-    context: &Context<'_, N, L, W, H>,
-    out: &mut [Completion],
-) -> usize {
-    if out.is_empty() {
-        return 0;
-    }
-    loop {
-        let count = context.reap(out);
-        if count > 0 {
-            return count;
-        }
-        cortex_m::asm::wfe();
-    }
 }
