@@ -172,7 +172,9 @@ impl<const N: usize> StdContext<N> {
     /// A thread blocked here wakes as soon as another thread's wakeup
     /// completes a request or defers one (then this thread runs the deferred
     /// work). Several threads may wait at once; each completion goes to one
-    /// of them.
+    /// of them. Before it sleeps, a waiting thread watches for a completion
+    /// for up to 20 µs (never past the timeout): one from another thread
+    /// usually lands sooner than a sleeping thread could be woken.
     ///
     /// # Errors
     /// [`GetEventsError::MinAboveMax`] when `min > max`.
