@@ -39,7 +39,9 @@ tasks:
                   build and run one firmware example in QEMU, its defmt decoded
   flash BOARD EXAMPLE
                   build and flash one example with probe-rs
-  scenarios       the QEMU scenarios alone (part of `test`)
+  scenarios [--bless] [BOARD..]
+                  the QEMU scenarios alone (part of `test`); --bless writes the
+                  outputs to boards/<board>/expected/<example>.run
   test            run every check CI runs: fmt, clippy -D warnings, host tests,
                   loom models, Miri, target builds
   setup           install what the tasks need (rustup targets, nightly Miri)
@@ -67,7 +69,7 @@ fn main() -> ExitCode {
         "demo" => qemu::demo(rest),
         "qemu" => qemu::qemu(rest),
         "flash" => flash::flash(rest),
-        "scenarios" => qemu::scenarios(),
+        "scenarios" => qemu::scenarios(rest),
         "bench" => bench::run(rest),
         "size" => size::run(rest),
         "firmware-size" => firmware_size::run(rest),

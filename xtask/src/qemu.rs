@@ -271,9 +271,41 @@ const RANDOM_TIMING: [&str; 4] = ["storm", "flood", "starve", "cross_core"];
 /// at the same instructions every run) and must print exactly that, and exit
 /// with success; the interrupt-storm examples ([`RANDOM_TIMING`]) run once more without
 /// `-icount`, for randomness, and must succeed.
-pub fn scenarios() -> Result<(), String> {
+///
+/// Arguments (for `cargo xtask scenarios`): board names to run only those;
+/// `--bless` writes each successful run's output to its expected file
+/// instead of comparing (a new example: create an empty
+/// `boards/<board>/expected/<example>.run`, then bless it, and review the
+/// diff before committing).
+pub fn scenarios(args: &[String]) -> Result<(), String> {
+    let bless = args.iter().any(|arg| arg == "--bless");
+    let only: Vec<&str> = args
+        .iter()
+        .filter(|arg| !arg.starts_with("--"))
+        .map(String::as_str)
+        .collect();
+    if let Some(unknown) = args
+        .iter()
+        .find(|arg| arg.starts_with("--") && *arg != "--bless")
+    {
+        return Err(format!(
+            "scenarios: unknown option `{unknown}` (try --bless, or board names)"
+        ));
+    }
+    if let Some(unknown) = only
+        .iter()
+        .find(|name| !BOARDS.iter().any(|board| board.name == **name))
+    {
+        return Err(format!(
+            "scenarios: no QEMU board `{unknown}` (boards: {})",
+            BOARDS.map(|board| board.name).join(", ")
+        ));
+    }
     ensure_qemu()?;
-    for board in &BOARDS {
+    for board in BOARDS
+        .iter()
+        .filter(|board| only.is_empty() || only.contains(&board.name))
+    {
         let expected_dir = root().join("boards").join(board.name).join("expected");
         let mut runs: Vec<PathBuf> = std::fs::read_dir(&expected_dir)
             .map_err(|error| format!("cannot read {}: {error}", expected_dir.display()))?
@@ -300,6 +332,16 @@ pub fn scenarios() -> Result<(), String> {
             let wanted = std::fs::read_to_string(&expected)
                 .map_err(|error| format!("cannot read {}: {error}", expected.display()))?;
             let got = run.lines.join("\n") + "\n";
+            if bless && run.success && got != wanted {
+                std::fs::write(&expected, &got)
+                    .map_err(|error| format!("cannot write {}: {error}", expected.display()))?;
+                println!(
+                    "<== {}/{example}: output written to {}",
+                    board.name,
+                    expected.display()
+                );
+                continue;
+            }
             if got != wanted {
                 return Err(format!(
                     "{}/{example}: output differs from {}\n--- expected\n{wanted}--- got\n{got}",
