@@ -143,8 +143,8 @@ mod ceiling {
     unsafe impl<const CEILING: u8> Send for CeilingLock<CEILING> {}
 
     /// The BASEPRI register. (A trait so that the unit tests can run the
-    /// claim logic against a model of it: cortex-m's register access is
-    /// `unimplemented!()` off a Cortex-M core.)
+    /// claim logic against a model of it: cortex-m's register access
+    /// panics off a Cortex-M core.)
     trait Basepri {
         /// Reads BASEPRI.
         fn read() -> u8;
@@ -249,8 +249,8 @@ mod ceiling {
     /// The claim logic of [`CeilingLock`] against a model of BASEPRI, one
     /// register per thread (a thread plays an execution context: thread
     /// mode, or an interrupt above the ceiling). The real register is not
-    /// reachable off a Cortex-M core (cortex-m's access is
-    /// `unimplemented!()` there), so `CeilingLock`'s `RawMutex` impl itself,
+    /// reachable off a Cortex-M core (cortex-m's access
+    /// panics there), so `CeilingLock`'s `RawMutex` impl itself,
     /// and with it `CeilingLocks`, cannot run on the host; only
     /// `Hardware`'s three one-line forwards are left untested.
     #[cfg(test)]
@@ -502,7 +502,7 @@ mod multicore {
 
     /// The PRIMASK register. (A trait so that the unit tests can run the
     /// claim logic against a model of it, threads playing cores: cortex-m's
-    /// register access is `unimplemented!()` off a Cortex-M core.)
+    /// register access panics off a Cortex-M core.)
     trait Primask {
         /// Masks every interrupt of this core (but faults and NMI); returns
         /// whether they were enabled.

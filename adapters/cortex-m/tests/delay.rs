@@ -2,8 +2,8 @@
 //! the public API, as far as the host allows.
 //!
 //! Sleeping is `WFI` inside `cortex_m::interrupt::free` (or `WFE`), which
-//! only exist on a Cortex-M core (off one, cortex-m's wrappers are
-//! `unimplemented!()`): a delay that waits, or a reap that finds nothing,
+//! only exist on a Cortex-M core (off one, cortex-m's wrappers
+//! panic): a delay that waits, or a reap that finds nothing,
 //! would panic here. So these tests cover what returns without sleeping; the waiting
 //! itself (deadlines, rounding, wrap-around, long delays, a shared context)
 //! is unit-tested in `src/delay.rs` with the timer interrupt played by the

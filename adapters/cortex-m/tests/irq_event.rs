@@ -3,8 +3,8 @@
 //! does to the requests waiting on it.
 //!
 //! `CeilingLocks` cannot take part here: its context lock reads and writes
-//! BASEPRI, and cortex-m's register wrappers are `unimplemented!()` off a
-//! Cortex-M core. Its claim logic is unit-tested against a model of the
+//! BASEPRI, and cortex-m's register wrappers panic off a Cortex-M
+//! core. Its claim logic is unit-tested against a model of the
 //! register in `src/lock.rs`. The `PendInterrupt`/`PendSv` hooks touch the
 //! NVIC/SCB and `SEV`, which do not exist here either: the tests count
 //! notifications with `support::Counting` instead.
