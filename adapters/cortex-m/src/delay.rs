@@ -108,12 +108,21 @@ impl<Q: RawMutex + Send + Sync> Source<Q> for Deadline<'_, Q> {
 /// not available off a Cortex-M core.)
 trait Idle {
     /// Reaps at least one completion of `context` into `out` (which is not
-    /// empty), waiting as long as it takes.
+    /// empty), waiting as long as it takes: by default, reap, and wait for
+    /// an interrupt while there is nothing.
     fn reap<L: Locks, H: Notify>(
         &mut self,
         context: &Context<'_, 1, L, 1, H>,
         out: &mut [Completion],
-    ) -> usize;
+    ) -> usize {
+        loop {
+            let count = context.reap(out);
+            if count > 0 {
+                return count;
+            }
+            self.wait_for_interrupt();
+        }
+    }
 
     /// Waits for the next interrupt (the fallback when the context's slot
     /// is taken).
@@ -129,6 +138,8 @@ impl Idle for Wfi {
         context: &Context<'_, 1, L, 1, H>,
         out: &mut [Completion],
     ) -> usize {
+        // Not the default loop: the last check before `WFI` must run with
+        // interrupts masked, or a completion in between is slept through.
         reap_blocking(context, out)
     }
 
@@ -251,20 +262,6 @@ mod tests {
     }
 
     impl Idle for CoarseTimer<'_> {
-        fn reap<L: Locks, H: Notify>(
-            &mut self,
-            context: &Context<'_, 1, L, 1, H>,
-            out: &mut [Completion],
-        ) -> usize {
-            loop {
-                let count = context.reap(out);
-                if count > 0 {
-                    return count;
-                }
-                self.wait_for_interrupt();
-            }
-        }
-
         fn wait_for_interrupt(&mut self) {
             critical_section::with(|cs| {
                 let now = self.ticks.now.borrow(cs);
@@ -276,20 +273,6 @@ mod tests {
     }
 
     impl Idle for Timer<'_> {
-        fn reap<L: Locks, H: Notify>(
-            &mut self,
-            context: &Context<'_, 1, L, 1, H>,
-            out: &mut [Completion],
-        ) -> usize {
-            loop {
-                let count = context.reap(out);
-                if count > 0 {
-                    return count;
-                }
-                self.wait_for_interrupt();
-            }
-        }
-
         fn wait_for_interrupt(&mut self) {
             self.sleeps += 1;
             self.ticks.tick();

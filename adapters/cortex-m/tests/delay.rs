@@ -56,86 +56,34 @@ fn a_zero_delay_returns_without_a_request() {
     assert_eq!(TICKS.now(), 0);
 }
 
-#[test]
-fn reap_blocking_returns_a_waiting_completion_without_sleeping() {
+/// The context the reaper tests use.
+type TestContext<'s> = Context<'s, 4, CortexMLocks, 1, Counting>;
+
+/// `reap_blocking` or `reap_across_cores`, for this test's context.
+type Reaper = fn(&TestContext<'_>, &mut [Completion]) -> usize;
+
+fn returns_a_waiting_completion_without_sleeping(reap: Reaper) {
     let event = IrqEvent::new();
-    let context = pin!(Context::<'_, 4, CortexMLocks, 1, Counting>::with_hooks(
-        Counting::new()
-    ));
+    let context = pin!(TestContext::with_hooks(Counting::new()));
     context.as_ref().submit(&event, Events::IN, 1).unwrap();
     context.as_ref().submit(&event, Events::IN, 2).unwrap();
     event.raise(Events::IN);
     let mut out = [Completion::EMPTY; 1];
-    assert_eq!(reap_blocking(&context, &mut out), 1);
+    assert_eq!(reap(&context, &mut out), 1);
     assert_eq!(out[0].user_data, 1);
-    assert_eq!(reap_blocking(&context, &mut out), 1);
+    assert_eq!(reap(&context, &mut out), 1);
     assert_eq!(out[0].user_data, 2);
     assert_eq!(context.in_use(), 0);
 }
 
-#[test]
-fn reap_blocking_runs_pending_deferred_work() {
+fn runs_pending_deferred_work(reap: Reaper) {
     let event = IrqEvent::new();
-    let context = pin!(Context::<'_, 4, CortexMLocks, 1, Counting>::with_hooks(
-        Counting::new()
-    ));
-    context.as_ref().submit(&event, Events::IN, 1).unwrap();
-    event.raise_unkeyed(Events::IN);
-    assert_eq!(context.completions(), 0);
-    let mut out = [Completion::EMPTY; 4];
-    assert_eq!(reap_blocking(&context, &mut out), 1);
-    assert_eq!(
-        out[0],
-        Completion {
-            user_data: 1,
-            outcome: Outcome::Ready(Events::IN)
-        }
-    );
-}
-
-#[test]
-fn reap_blocking_into_nothing_returns_zero_at_once() {
-    let event = IrqEvent::new();
-    let context = pin!(Context::<'_, 4, CortexMLocks, 1, Counting>::with_hooks(
-        Counting::new()
-    ));
-    context.as_ref().submit(&event, Events::IN, 1).unwrap();
-    // Nothing completed and nowhere to put it: returns instead of sleeping.
-    assert_eq!(reap_blocking(&context, &mut []), 0);
-    event.raise(Events::IN);
-    assert_eq!(reap_blocking(&context, &mut []), 0);
-    // The completion is still there for a real reap.
-    assert_eq!(context.completions(), 1);
-}
-
-#[test]
-fn reap_across_cores_returns_a_waiting_completion_without_sleeping() {
-    let event = IrqEvent::new();
-    let context = pin!(Context::<'_, 4, CortexMLocks, 1, Counting>::with_hooks(
-        Counting::new()
-    ));
-    context.as_ref().submit(&event, Events::IN, 1).unwrap();
-    context.as_ref().submit(&event, Events::IN, 2).unwrap();
-    event.raise(Events::IN);
-    let mut out = [Completion::EMPTY; 1];
-    assert_eq!(reap_across_cores(&context, &mut out), 1);
-    assert_eq!(out[0].user_data, 1);
-    assert_eq!(reap_across_cores(&context, &mut out), 1);
-    assert_eq!(out[0].user_data, 2);
-    assert_eq!(context.in_use(), 0);
-}
-
-#[test]
-fn reap_across_cores_runs_pending_deferred_work() {
-    let event = IrqEvent::new();
-    let context = pin!(Context::<'_, 4, CortexMLocks, 1, Counting>::with_hooks(
-        Counting::new()
-    ));
+    let context = pin!(TestContext::with_hooks(Counting::new()));
     context.as_ref().submit(&event, Events::IN, 7).unwrap();
     event.raise_unkeyed(Events::IN);
     assert_eq!(context.completions(), 0);
     let mut out = [Completion::EMPTY; 4];
-    assert_eq!(reap_across_cores(&context, &mut out), 1);
+    assert_eq!(reap(&context, &mut out), 1);
     assert_eq!(
         out[0],
         Completion {
@@ -145,15 +93,44 @@ fn reap_across_cores_runs_pending_deferred_work() {
     );
 }
 
+fn into_nothing_returns_zero_at_once(reap: Reaper) {
+    let event = IrqEvent::new();
+    let context = pin!(TestContext::with_hooks(Counting::new()));
+    context.as_ref().submit(&event, Events::IN, 1).unwrap();
+    // Nothing completed and nowhere to put it: returns instead of sleeping.
+    assert_eq!(reap(&context, &mut []), 0);
+    event.raise(Events::IN);
+    assert_eq!(reap(&context, &mut []), 0);
+    // The completion is still there for a real reap.
+    assert_eq!(context.completions(), 1);
+}
+
+#[test]
+fn reap_blocking_returns_a_waiting_completion_without_sleeping() {
+    returns_a_waiting_completion_without_sleeping(reap_blocking);
+}
+
+#[test]
+fn reap_blocking_runs_pending_deferred_work() {
+    runs_pending_deferred_work(reap_blocking);
+}
+
+#[test]
+fn reap_blocking_into_nothing_returns_zero_at_once() {
+    into_nothing_returns_zero_at_once(reap_blocking);
+}
+
+#[test]
+fn reap_across_cores_returns_a_waiting_completion_without_sleeping() {
+    returns_a_waiting_completion_without_sleeping(reap_across_cores);
+}
+
+#[test]
+fn reap_across_cores_runs_pending_deferred_work() {
+    runs_pending_deferred_work(reap_across_cores);
+}
+
 #[test]
 fn reap_across_cores_into_nothing_returns_zero_at_once() {
-    let event = IrqEvent::new();
-    let context = pin!(Context::<'_, 4, CortexMLocks, 1, Counting>::with_hooks(
-        Counting::new()
-    ));
-    context.as_ref().submit(&event, Events::IN, 1).unwrap();
-    assert_eq!(reap_across_cores(&context, &mut []), 0);
-    event.raise(Events::IN);
-    assert_eq!(reap_across_cores(&context, &mut []), 0);
-    assert_eq!(context.completions(), 1);
+    into_nothing_returns_zero_at_once(reap_across_cores);
 }
