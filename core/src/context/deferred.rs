@@ -10,19 +10,37 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
     /// wherever [`Notify::deferred_work`] points it (a pended low-priority
     /// interrupt, a worker thread); [`reap`](Self::reap) calls it too.
     pub fn run_deferred(&self) -> usize {
-        if !self.deferred.load(Ordering::Acquire) {
-            return 0;
+        let mut completed = 0;
+        loop {
+            if !self.deferred.load(Ordering::Acquire) {
+                return completed;
+            }
+            // Before the guard: awaiting tasks are woken after the unlock.
+            let mut batch = WakeBatch::new();
+            let locked = Locked::lock(&self.lock);
+            let pass = self.run_deferred_locked(&locked, &mut batch);
+            drop(locked);
+            batch.wake_all();
+            completed += pass.completed;
+            if !pass.more {
+                return completed;
+            }
         }
-        let locked = Locked::lock(&self.lock);
-        self.run_deferred_locked(&locked)
     }
 
-    /// One pass of deferred work, under the context lock.
-    pub(super) fn run_deferred_locked(&self, locked: &Locked<'_, L::Context>) -> usize {
+    /// One pass of deferred work, under the context lock. It stops early,
+    /// leaving the deferred flag raised, when `batch` has no room for
+    /// another awaiting task's waker: the caller releases the lock, wakes
+    /// the batch and runs another pass.
+    pub(super) fn run_deferred_locked(
+        &self,
+        locked: &Locked<'_, L::Context>,
+        batch: &mut WakeBatch,
+    ) -> DeferredPass {
         // A plain load first: reaping without deferred work (the common
         // case) costs no read-modify-write.
         if !self.deferred.load(Ordering::Acquire) || !self.deferred.swap(false, Ordering::AcqRel) {
-            return 0;
+            return DeferredPass::default();
         }
         // If a source's `poll` unwinds, the slots not yet visited must not
         // be stranded: raise the flag again on the way out.
@@ -32,21 +50,37 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         };
         let mut completed = 0;
         for slot in 0..N {
-            if self.run_deferred_slot(locked, slot) {
+            if !batch.has_room() {
+                // Keeps the flag raised: the rest is the next pass's.
+                return DeferredPass {
+                    completed,
+                    more: true,
+                };
+            }
+            if self.run_deferred_slot(locked, slot, batch) {
                 completed += 1;
             }
         }
         unwind.armed = false;
-        completed
+        DeferredPass {
+            completed,
+            more: false,
+        }
     }
 
     /// The deferred work of one slot, under the context lock: if a wakeup
     /// handed the request over (`PENDING`), either complete it (T7) or leave
-    /// it armed (T8). Returns whether it completed the request.
+    /// it armed (T8). Returns whether it completed the request; an awaited
+    /// request's waker goes into `batch`, which must have room.
     ///
     /// If the source's `poll` unwinds, the wakeup is not lost: `PENDING` is
     /// set again (and the caller's guard raises the deferred flag).
-    pub(super) fn run_deferred_slot(&self, locked: &Locked<'_, L::Context>, slot: usize) -> bool {
+    pub(super) fn run_deferred_slot(
+        &self,
+        locked: &Locked<'_, L::Context>,
+        slot: usize,
+        batch: &mut WakeBatch,
+    ) -> bool {
         if self.words[slot].load(Ordering::Relaxed) & PENDING == 0 {
             return false;
         }
@@ -85,7 +119,9 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                 transition!("T7 deferred work completes", slot);
                 state.stats.completed_by_deferred_work =
                     state.stats.completed_by_deferred_work.wrapping_add(1);
-                self.complete(state, slot, outcome);
+                if let Some(waker) = self.complete(state, slot, outcome) {
+                    batch.push(waker);
+                }
                 true
             }
             None => {
@@ -128,4 +164,13 @@ impl Drop for RestoreWordOnUnwind<'_> {
             self.word.fetch_or(self.bits, Ordering::AcqRel);
         }
     }
+}
+
+/// What one pass of deferred work did.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct DeferredPass {
+    /// Requests it completed (T7).
+    pub(super) completed: usize,
+    /// It stopped early for want of room for wakers: run another pass.
+    pub(super) more: bool,
 }

@@ -12,7 +12,14 @@
 //! | `Free` | no | the context's free list |
 //! | `Polling` | being linked by the source's `poll` | the submitter, which holds the context lock throughout |
 //! | `Armed` | yes, until completed (even across spurious wakeups) | whoever holds the context lock next: an inline wakeup, deferred work, or cancel |
-//! | `Completed` | no | the completion queue, until reaped |
+//! | `Completed` | no | the completion queue, until reaped; for an awaited request, its [`Request`](crate::Request) future, until it takes the outcome |
+//!
+//! Each request also has a *delivery*, fixed at submit: `Queue` (its
+//! completion goes into the completion queue that [`Context::reap`] drains)
+//! or `Awaited` (submitted by a [`Request`](crate::Request) future: the
+//! outcome stays in the slot, and the task waker kept in the slot is taken
+//! out by whichever transition completes the request and called once no
+//! aiopoll lock is held). Both share the slots and every transition below.
 //!
 //! The wake word has two bits: `PENDING` (a wakeup could not complete the
 //! request itself and handed it to deferred work) and `GONE` (one of its wait
@@ -74,6 +81,15 @@
 //!   generation is bumped (stale handles no longer match), the slot is freed.
 //! - **T12 context drop**: every `Armed` request leaves its queues; nothing
 //!   completes (there is nobody left to reap).
+//! - **T13 awaited request taken**: `Completed → Free`, under the context
+//!   lock, for an awaited request: its future reads the outcome when polled,
+//!   or, when the future is dropped, T9 (after the slot's own deferred work,
+//!   as for cancel) and then T13. The generation is bumped as at T11.
+//! - **Waiting for a slot**: a future that finds every slot in use (where
+//!   submit would say `Busy`) links a node of its own on the context's list
+//!   of slot waiters, under the context lock; each slot freed by T11 or T13
+//!   wakes the oldest waiter once the lock is released, and a woken future
+//!   dropped before it could submit passes its turn on.
 //!
 //! ## Where each part lives
 //!
@@ -82,7 +98,8 @@
 //! `slots` (slot records and the free list), `submit` (T1 to T4, T9),
 //! `wake` (the wake function: T5, T6, T10), `deferred` (T7, T8), `ring`
 //! (completing a request and reaping it, T11), `teardown` (leaving the wait
-//! queues, T12).
+//! queues, T12), `awaited` (the context's side of [`Request`](crate::Request)
+//! futures, T13), `slot_waiters` (futures waiting for a slot).
 //!
 //! ## Lock order
 //!
@@ -93,7 +110,8 @@
 //!
 //! ## Why every request completes exactly once
 //!
-//! 1. Only T3, T5, T7 and T9 complete a request, and each runs under the
+//! 1. Only T3, T5, T7 and T9 complete a request (T11 and T13 only take
+//!    the completion out), and each runs under the
 //!    context lock and requires phase `Polling` (T3, the submitter's own) or
 //!    `Armed` (T5, T7, T9); each sets `Completed` before releasing the lock.
 //!    So at most one completion per submit.
@@ -119,13 +137,14 @@
 
 use core::marker::PhantomPinned;
 use core::pin::Pin;
+use core::task::Waker;
 
 use crate::completion::{Completion, Handle, Outcome};
 use crate::error::{CancelError, SubmitError};
 use crate::locks::{Locks, SpinLocks};
 use crate::source::{PollTable, Registrar, Source};
 use crate::sync::{AtomicBool, AtomicU32, Locked, Ordering, UnsafeCell};
-use crate::wait_queue::{ContextHeader, List, Verdict, WaitEntry, WaitQueue, Wake};
+use crate::wait_queue::{ContextHeader, List, Verdict, WaitEntry, WaitQueue, Wake, WakeBatch};
 use crate::Events;
 
 /// Marks a transition of the state machine; with the `trace` feature, logs
@@ -137,14 +156,20 @@ macro_rules! transition {
     };
 }
 
+mod awaited;
 mod deferred;
 mod ring;
+mod slot_waiters;
 mod slots;
 mod submit;
 mod teardown;
 mod wake;
 
-use slots::{Phase, Slot, State};
+pub(crate) use awaited::Awaiting;
+pub(crate) use slot_waiters::SlotWaiter;
+use slot_waiters::WaiterList;
+use slots::{Delivery, Phase, Slot, State};
+use submit::{checked_events, Submitted};
 
 /// Wake word bit: a wakeup handed this request to deferred work.
 const PENDING: u32 = 1 << 0;
@@ -202,6 +227,10 @@ pub struct Stats {
     pub spurious: u32,
     /// Completions reaped.
     pub reaped: u32,
+    /// Completions taken by the [`Request`](crate::Request) futures that
+    /// awaited them (an awaited request never reaches the queue `reap`
+    /// drains).
+    pub awaited: u32,
 }
 
 /// A context: `N` request slots, their completion queue, and the state
@@ -236,6 +265,9 @@ pub struct Context<'s, const N: usize, L: Locks = SpinLocks, const W: usize = 2,
     deferred: AtomicBool,
     /// Count of T6 deferrals (kept apart: wakers hold no context lock).
     deferrals: AtomicU32,
+    /// How many futures wait for a free slot (changed under the context
+    /// lock; read without it, to skip the lock when nobody waits).
+    waiting_for_slot: AtomicU32,
     hooks: H,
     _pinned: PhantomPinned,
 }
@@ -303,6 +335,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                 free: heapless::Vec::new(),
                 never_used: 0,
                 completed: heapless::Deque::new(),
+                slot_waiters: WaiterList::EMPTY,
                 stats: Stats {
                     submitted: 0,
                     completed_at_submit: 0,
@@ -312,12 +345,14 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                     deferrals: 0,
                     spurious: 0,
                     reaped: 0,
+                    awaited: 0,
                 },
             }),
             words: [const { AtomicU32::new(0) }; N],
             entries: [const { [const { WaitEntry::new() }; W] }; N],
             deferred: AtomicBool::new(false),
             deferrals: AtomicU32::new(0),
+            waiting_for_slot: AtomicU32::new(0),
             hooks,
             _pinned: PhantomPinned,
         }
@@ -339,12 +374,14 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                 free: heapless::Vec::new(),
                 never_used: 0,
                 completed: heapless::Deque::new(),
+                slot_waiters: WaiterList::EMPTY,
                 stats: Stats::default(),
             }),
             words: core::array::from_fn(|_| AtomicU32::new(0)),
             entries: core::array::from_fn(|_| core::array::from_fn(|_| WaitEntry::new())),
             deferred: AtomicBool::new(false),
             deferrals: AtomicU32::new(0),
+            waiting_for_slot: AtomicU32::new(0),
             hooks,
             _pinned: PhantomPinned,
         }

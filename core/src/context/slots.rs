@@ -10,8 +10,22 @@ pub(super) enum Phase {
     Completed,
 }
 
+/// Where a request's completion goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Delivery {
+    /// Into the completion queue that [`Context::reap`] drains.
+    Queue,
+    /// To the [`Request`](crate::Request) future that awaits it: the outcome
+    /// stays in the slot and the future's task is woken.
+    Awaited,
+}
+
 pub(super) struct Slot<'s, Q: lock_api::RawMutex> {
     pub(super) phase: Phase,
+    pub(super) delivery: Delivery,
+    /// The task awaiting this request (`Delivery::Awaited` only), taken
+    /// out when the request completes and called once no lock is held.
+    pub(super) waker: Option<Waker>,
     pub(super) generation: u32,
     pub(super) user_data: u64,
     /// Requested ∪ ERR ∪ HUP.
@@ -23,6 +37,8 @@ pub(super) struct Slot<'s, Q: lock_api::RawMutex> {
 impl<Q: lock_api::RawMutex> Slot<'_, Q> {
     pub(super) const FREE: Self = Slot {
         phase: Phase::Free,
+        delivery: Delivery::Queue,
+        waker: None,
         generation: 0,
         user_data: 0,
         events: Events::empty(),
@@ -44,6 +60,8 @@ pub(super) struct State<'s, Q: lock_api::RawMutex, const N: usize> {
     /// Completed slots in completion order; one place per slot, so pushing
     /// never fails.
     pub(super) completed: heapless::Deque<u16, N>,
+    /// Futures waiting for a free slot, oldest first.
+    pub(super) slot_waiters: WaiterList,
     pub(super) stats: Stats,
 }
 
@@ -83,6 +101,10 @@ impl<Q: lock_api::RawMutex, const N: usize> State<'_, Q, N> {
         let state = &mut self.slots[slot];
         state.phase = Phase::Free;
         state.source = None;
+        // `finish` took an awaited request's waker out (to be called or
+        // dropped once the lock is released, never under it).
+        debug_assert!(state.waker.is_none());
+        state.delivery = Delivery::Queue;
         state.generation = state.generation.wrapping_add(1);
         // Cannot fail: at most N slots are ever out, and each is freed once.
         let pushed = self.free.push(slot as u16);

@@ -48,27 +48,46 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         user_data: u64,
     ) -> Result<Handle, SubmitError> {
         let this = self.get_ref();
-        let unknown = events.unknown_bits();
-        if unknown != 0 {
-            return Err(SubmitError::UnknownEvents {
-                unknown: u32::from(unknown),
-            });
-        }
-        let events = events | Events::ALWAYS;
+        let events = checked_events(events)?;
         // SAFETY: the caller promises `source` outlives its request; the slot
         // drops the reference when the request is reaped or the context goes.
         let source: &'s dyn Source<L::Queue> = unsafe { core::mem::transmute(source) };
-
         let locked = Locked::lock(&this.lock);
+        let submitted = this.submit_locked(
+            &locked,
+            source,
+            events,
+            user_data,
+            Delivery::Queue,
+            &mut None,
+        )?;
+        Ok(submitted.handle)
+    }
+
+    /// T1 to T4 under the context lock, for a request whose completion goes
+    /// to `delivery`. An awaited request's task waker is taken out of
+    /// `waker` when the request arms (T2); otherwise it is left there, for
+    /// the caller to drop once the lock is released.
+    pub(super) fn submit_locked(
+        &self,
+        locked: &Locked<'_, L::Context>,
+        source: &'s dyn Source<L::Queue>,
+        events: Events,
+        user_data: u64,
+        delivery: Delivery,
+        waker: &mut Option<Waker>,
+    ) -> Result<Submitted, SubmitError> {
+        let this = self;
         // T1 submit: Free → Polling.
         let slot = this
-            .with_state(&locked, |state| {
+            .with_state(locked, |state| {
                 let slot = state.allocate()?;
                 let record = &mut state.slots[slot];
                 record.phase = Phase::Polling;
                 record.user_data = user_data;
                 record.events = events;
                 record.source = Some(source);
+                record.delivery = delivery;
                 Some(slot)
             })
             .ok_or(SubmitError::Busy)?;
@@ -78,7 +97,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         // If `poll` unwinds, T4 undoes everything before the lock is released.
         let mut unwind = UndoSubmit {
             context: this,
-            locked: &locked,
+            locked,
             slot,
             armed: true,
         };
@@ -100,7 +119,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
             ..
         } = registration;
 
-        this.with_state(&locked, |state| {
+        this.with_state(locked, |state| {
             if overflow {
                 // T4 submit refused: too many queues.
                 transition!("T4 submit refused", slot);
@@ -130,19 +149,32 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                     transition!("T3 submit completes", slot);
                     state.stats.completed_at_submit =
                         state.stats.completed_at_submit.wrapping_add(1);
-                    this.complete(state, slot, outcome);
+                    // An awaited request's waker is not in the slot yet:
+                    // its future takes the outcome at once.
+                    let no_waker = this.complete(state, slot, outcome);
+                    debug_assert!(no_waker.is_none());
                 }
                 None => {
                     // T2 submit arms. If a wakeup during `poll` set
                     // PENDING, its deferred work owns the follow-up.
                     transition!("T2 submit arms", slot);
-                    state.slots[slot].phase = Phase::Armed;
+                    let record = &mut state.slots[slot];
+                    record.phase = Phase::Armed;
+                    if delivery == Delivery::Awaited {
+                        // No lock-free reader yet: wakeups during `poll`
+                        // could only defer, and deferred work needs the
+                        // lock we hold.
+                        record.waker = waker.take();
+                    }
                 }
             }
-            Ok(Handle {
-                context,
-                slot: slot as u16,
-                generation,
+            Ok(Submitted {
+                handle: Handle {
+                    context,
+                    slot: slot as u16,
+                    generation,
+                },
+                completed: outcome.is_some(),
             })
         })
     }
@@ -165,13 +197,19 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         if slot >= N {
             return Err(CancelError::NotFound);
         }
+        // A queued request has no waker: this batch stays empty.
+        let mut batch = WakeBatch::new();
         let locked = Locked::lock(&self.lock);
         self.with_state(&locked, |state| {
             if handle.context != state.id {
                 return Err(CancelError::NotFound);
             }
             let record = &state.slots[slot];
-            if record.generation != handle.generation || record.phase != Phase::Armed {
+            // An awaited request is cancelled by dropping its future.
+            if record.generation != handle.generation
+                || record.phase != Phase::Armed
+                || record.delivery != Delivery::Queue
+            {
                 return Err(CancelError::NotFound);
             }
             Ok(())
@@ -179,17 +217,36 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         // A wakeup that reached the request before this cancel took the lock
         // but had to defer wins: run its work now (T7 or T8), so the outcome
         // does not depend on when the deferred work would have run.
-        if self.run_deferred_slot(&locked, slot) {
+        if self.run_deferred_slot(&locked, slot, &mut batch) {
             return Err(CancelError::NotFound);
         }
         self.with_state(&locked, |state| {
             // T9 cancel.
             transition!("T9 cancel", slot);
             state.stats.cancelled = state.stats.cancelled.wrapping_add(1);
-            self.complete(state, slot, Outcome::Cancelled);
+            let no_waker = self.complete(state, slot, Outcome::Cancelled);
+            debug_assert!(no_waker.is_none());
             Ok(InProgress)
         })
     }
+}
+
+/// What [`Context::submit_locked`] accepted.
+pub(super) struct Submitted {
+    pub(super) handle: Handle,
+    /// It completed at submit (T3).
+    pub(super) completed: bool,
+}
+
+/// The events a request waits for, or why they are refused.
+pub(super) fn checked_events(events: Events) -> Result<Events, SubmitError> {
+    let unknown = events.unknown_bits();
+    if unknown != 0 {
+        return Err(SubmitError::UnknownEvents {
+            unknown: u32::from(unknown),
+        });
+    }
+    Ok(events | Events::ALWAYS)
 }
 
 /// Registers the request being submitted on the queues its source names.

@@ -40,6 +40,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         entry: *const WaitEntry,
         slot: u16,
         wake: Wake,
+        batch: &mut WakeBatch,
     ) -> Verdict {
         // SAFETY: `owner` points at a live `Self` (the caller's contract):
         // a context unlinks all its entries before it goes.
@@ -62,7 +63,13 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
             let completed = this.with_state(&locked, |state| {
                 // A linked entry's slot is Polling or Armed; Polling only
                 // while submit holds the lock, which we now hold.
-                if state.slots[slot].phase != Phase::Armed || !this.sole_link(slot, entry) {
+                let record = &state.slots[slot];
+                if record.phase != Phase::Armed || !this.sole_link(slot, entry) {
+                    return false;
+                }
+                // An awaited request's task is woken after the queue lock is
+                // released; with no room left for its waker, defer.
+                if record.delivery == Delivery::Awaited && !batch.has_room() {
                     return false;
                 }
                 transition!("T5 inline wakeup", slot);
@@ -73,7 +80,9 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                 unsafe { list.remove(entry) };
                 this.words[slot].store(0, Ordering::Relaxed);
                 state.stats.completed_by_wakeup = state.stats.completed_by_wakeup.wrapping_add(1);
-                this.finish(state, slot, outcome);
+                if let Some(waker) = this.finish(state, slot, outcome) {
+                    batch.push(waker);
+                }
                 true
             });
             if completed {
