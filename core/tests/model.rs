@@ -1,5 +1,6 @@
 //! Property test: random operation sequences (submit, wake with keys,
-//! cancel, close, reap, context teardown, hostile sources) against the plain
+//! cancel, close, reap, context teardown, hostile sources, `Request`
+//! futures made, polled and dropped at any point) against the plain
 //! reference model of `support/model.rs`, comparing every return value and
 //! every completion.
 
@@ -30,6 +31,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::RunDeferred),
         1 => Just(Op::DropContext),
         2 => (0..4u32).prop_map(|count| Op::FailTryLocks { count }),
+        2 => (0..SOURCES, events()).prop_map(|(source, events)| Op::AwaitNew { source, events }),
+        4 => (0..16usize).prop_map(|nth| Op::AwaitPoll { nth }),
+        1 => (0..16usize).prop_map(|nth| Op::AwaitDrop { nth }),
     ]
 }
 

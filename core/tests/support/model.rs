@@ -6,9 +6,20 @@
 //! Where the contract leaves timing to the implementation (a wakeup the
 //! core must defer), the model says when the deferred work runs: at the next
 //! reap or `run_deferred`.
+//!
+//! `Request` futures take part: made, polled and dropped at any point
+//! between the other operations. The model says what each poll returns,
+//! which slot each holds, and how many times each future's task is woken
+//! (by its completion, or by a slot freeing while it waits for one); the
+//! harness checks all three after every operation.
 
 use std::collections::HashMap;
 use std::pin::Pin;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Poll, Wake, Waker};
 
 use aiopoll::{CancelError, Completion, Context, Events, Handle, Outcome, SubmitError};
 
@@ -61,6 +72,19 @@ pub enum Op {
     FailTryLocks {
         count: u32,
     },
+    /// Makes a `Request` future (not polled yet: nothing submitted).
+    AwaitNew {
+        source: usize,
+        events: u16,
+    },
+    /// Polls the `nth` future made so far (a no-op once it is dropped).
+    AwaitPoll {
+        nth: usize,
+    },
+    /// Drops the `nth` future made so far.
+    AwaitDrop {
+        nth: usize,
+    },
 }
 
 /// Builds the sources: 0 registers nowhere, 1, 2 and 3 on that many queues
@@ -103,6 +127,31 @@ struct Request {
     events: Events,
     user_data: u64,
     state: State,
+    /// The future that awaits it, or `None` for a queued (reaped) request.
+    future: Option<usize>,
+}
+
+/// A `Request` future, as the model sees it.
+#[derive(Clone, Debug, PartialEq)]
+enum FutureState {
+    /// Made, never polled.
+    Unsubmitted,
+    /// Found every slot in use; `notified`: a freed slot woke it (it is
+    /// then no longer on the slot waiters' list).
+    Waiting { notified: bool },
+    /// Holds request `index`.
+    Submitted(usize),
+    /// Returned its output, or dropped.
+    Resolved,
+}
+
+#[derive(Clone, Debug)]
+struct FutureModel {
+    source: usize,
+    events: u16,
+    state: FutureState,
+    /// How many times its task has been woken.
+    wakes: usize,
 }
 
 /// The contract, written plainly.
@@ -119,6 +168,9 @@ pub struct Model {
     in_use: usize,
     /// Scheduled try-lock failures left.
     failures: u32,
+    futures: Vec<FutureModel>,
+    /// Futures waiting for a slot, oldest first.
+    slot_waiters: std::collections::VecDeque<usize>,
 }
 
 fn queues_used(source: usize) -> usize {
@@ -131,9 +183,131 @@ fn queues_used(source: usize) -> usize {
 }
 
 impl Model {
+    /// A completion: a queued request's goes into the completion queue; an
+    /// awaited request's wakes its future's task.
     fn complete(&mut self, index: usize, outcome: Outcome) {
         self.requests[index].state = State::Completed(outcome);
-        self.completed.push(vec![index]);
+        match self.requests[index].future {
+            None => self.completed.push(vec![index]),
+            Some(future) => self.futures[future].wakes += 1,
+        }
+    }
+
+    /// A slot frees (reaped, or taken by its future): the oldest future
+    /// waiting for one is woken.
+    fn free_slot(&mut self) {
+        self.in_use -= 1;
+        self.notify_slot_waiter();
+    }
+
+    fn notify_slot_waiter(&mut self) {
+        if let Some(future) = self.slot_waiters.pop_front() {
+            self.futures[future].state = FutureState::Waiting { notified: true };
+            self.futures[future].wakes += 1;
+        }
+    }
+
+    /// What a cancel finds for a request whose wakeup deferred: the
+    /// outcome its deferred work would give, if any.
+    fn deferred_outcome(&mut self, index: usize) -> Option<Outcome> {
+        let State::Armed {
+            pending: pending @ true,
+            gone,
+            ..
+        } = &mut self.requests[index].state
+        else {
+            return None;
+        };
+        *pending = false;
+        let gone = *gone;
+        let request = &self.requests[index];
+        if gone {
+            Some(Outcome::SourceGone)
+        } else {
+            let ready = self.ready[request.source] & request.events;
+            (!ready.is_empty()).then_some(Outcome::Ready(ready))
+        }
+    }
+
+    fn poll_future(&mut self, future: usize) -> std::task::Poll<Result<Outcome, SubmitError>> {
+        use std::task::Poll;
+        let FutureModel {
+            source,
+            events,
+            ref state,
+            ..
+        } = self.futures[future];
+        match state.clone() {
+            FutureState::Unsubmitted | FutureState::Waiting { .. } => {
+                let notified = *state == FutureState::Waiting { notified: true };
+                let linked = self.slot_waiters.contains(&future);
+                match self.submit_for(source, events, 0, Some(future)) {
+                    Err(SubmitError::Busy) => {
+                        if !linked {
+                            self.slot_waiters.push_back(future);
+                        }
+                        self.futures[future].state = FutureState::Waiting { notified: false };
+                        Poll::Pending
+                    }
+                    other => {
+                        self.slot_waiters.retain(|&other| other != future);
+                        match other {
+                            Ok(index) => {
+                                if let State::Completed(outcome) = self.requests[index].state {
+                                    self.requests[index].state = State::Dropped;
+                                    self.free_slot();
+                                    self.futures[future].state = FutureState::Resolved;
+                                    Poll::Ready(Ok(outcome))
+                                } else {
+                                    self.futures[future].state = FutureState::Submitted(index);
+                                    Poll::Pending
+                                }
+                            }
+                            Err(error) => {
+                                if notified {
+                                    self.notify_slot_waiter();
+                                }
+                                self.futures[future].state = FutureState::Resolved;
+                                Poll::Ready(Err(error))
+                            }
+                        }
+                    }
+                }
+            }
+            FutureState::Submitted(index) => match self.requests[index].state {
+                State::Completed(outcome) => {
+                    self.requests[index].state = State::Dropped;
+                    self.free_slot();
+                    self.futures[future].state = FutureState::Resolved;
+                    Poll::Ready(Ok(outcome))
+                }
+                _ => Poll::Pending,
+            },
+            FutureState::Resolved => Poll::Pending,
+        }
+    }
+
+    fn drop_future(&mut self, future: usize) {
+        match self.futures[future].state.clone() {
+            FutureState::Submitted(index) => {
+                if matches!(self.requests[index].state, State::Armed { .. }) {
+                    // Nobody is woken: the task is letting go. A deferred
+                    // wakeup that came first still wins (it is no cancel).
+                    let outcome = self.deferred_outcome(index).unwrap_or(Outcome::Cancelled);
+                    self.requests[index].state = State::Completed(outcome);
+                }
+                self.requests[index].state = State::Dropped;
+                self.free_slot();
+            }
+            FutureState::Waiting { notified } => {
+                self.slot_waiters.retain(|&other| other != future);
+                if notified {
+                    self.notify_slot_waiter();
+                }
+            }
+            FutureState::Unsubmitted | FutureState::Resolved => {}
+        }
+        self.futures[future].state = FutureState::Resolved;
     }
 
     /// A wakeup tries the context lock: fails while failures are scheduled.
@@ -151,6 +325,18 @@ impl Model {
     }
 
     fn submit(&mut self, source: usize, events: u16, user_data: u64) -> Result<usize, SubmitError> {
+        self.submit_for(source, events, user_data, None)
+    }
+
+    /// A submit whose completion goes to the completion queue (`future`:
+    /// `None`) or to that future.
+    fn submit_for(
+        &mut self,
+        source: usize,
+        events: u16,
+        user_data: u64,
+        future: Option<usize>,
+    ) -> Result<usize, SubmitError> {
         let unknown = events & !Events::all().bits();
         if unknown != 0 {
             return Err(SubmitError::UnknownEvents {
@@ -184,6 +370,7 @@ impl Model {
                 pending: false,
                 gone: false,
             },
+            future,
         });
         if source == 4 && !self.closed[4][0] {
             // The source wakes its queue with IN while the submitter holds
@@ -205,10 +392,18 @@ impl Model {
                 }
             }
         }
-        if !ready.is_empty() {
-            self.complete(index, Outcome::Ready(ready));
+        let at_submit = if !ready.is_empty() {
+            Some(Outcome::Ready(ready))
         } else if any_closed {
-            self.complete(index, Outcome::SourceGone);
+            Some(Outcome::SourceGone)
+        } else {
+            None
+        };
+        match (at_submit, future) {
+            (Some(outcome), None) => self.complete(index, outcome),
+            // The future takes it at once; its task is not woken.
+            (Some(outcome), Some(_)) => self.requests[index].state = State::Completed(outcome),
+            (None, _) => {}
         }
         Ok(index)
     }
@@ -277,25 +472,9 @@ impl Model {
     fn cancel(&mut self, index: usize) -> Result<(), CancelError> {
         // A wakeup handed to deferred work before the cancel wins: cancel
         // runs that request's work first (T7 or T8).
-        if let State::Armed {
-            pending: pending @ true,
-            gone,
-            ..
-        } = &mut self.requests[index].state
-        {
-            *pending = false;
-            let gone = *gone;
-            let request = &self.requests[index];
-            let outcome = if gone {
-                Some(Outcome::SourceGone)
-            } else {
-                let ready = self.ready[request.source] & request.events;
-                (!ready.is_empty()).then_some(Outcome::Ready(ready))
-            };
-            if let Some(outcome) = outcome {
-                self.complete(index, outcome);
-                return Err(CancelError::NotFound);
-            }
+        if let Some(outcome) = self.deferred_outcome(index) {
+            self.complete(index, outcome);
+            return Err(CancelError::NotFound);
         }
         match self.requests[index].state {
             State::Armed { .. } => {
@@ -371,12 +550,15 @@ impl Model {
                 self.completed.remove(0);
             }
             self.requests[index].state = State::Dropped;
-            self.in_use -= 1;
+            self.free_slot();
         }
         Ok(())
     }
 
     fn drop_context(&mut self) {
+        for future in 0..self.futures.len() {
+            self.drop_future(future);
+        }
         for request in &mut self.requests {
             request.state = State::Dropped;
         }
@@ -386,6 +568,38 @@ impl Model {
 }
 
 type Ctx<'s> = Context<'s, SLOTS, (FaultLock, super::FaultLock), LIMIT>;
+
+/// A task waker that counts its wakeups.
+#[derive(Default)]
+struct CountingWaker(AtomicUsize);
+
+impl Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// The `Request` future of the context under test.
+type Awaited<'d> = aiopoll::Request<'d, 'd, SLOTS, (FaultLock, FaultLock), LIMIT, ()>;
+
+/// A real `Request` future of the harness, with its task's waker.
+struct RealFuture<'d> {
+    /// `None` once dropped.
+    future: Option<Pin<Box<Awaited<'d>>>>,
+    wakes: Arc<CountingWaker>,
+    waker: Waker,
+}
+
+/// The context, borrowed for as long as the sources live.
+///
+/// # Safety
+/// Every future made from the returned reference is dropped before the
+/// context is (the harness drops them all before it replaces or drops it).
+unsafe fn context_ref<'d>(context: &Pin<Box<Ctx<'d>>>) -> Pin<&'d Ctx<'d>> {
+    // SAFETY: the context is pinned in its box, so the address is stable;
+    // the caller keeps it alive while the reference is used.
+    unsafe { Pin::new_unchecked(&*(&**context as *const Ctx<'d>)) }
+}
 
 /// What one run did, for the test command's report.
 #[derive(Clone, Copy, Debug, Default)]
@@ -402,6 +616,8 @@ pub struct Counts {
     pub teardowns: u64,
     /// Requests pending or unreaped when their context was dropped.
     pub abandoned: u64,
+    /// Awaited requests whose future resolved with an outcome.
+    pub awaited: u64,
 }
 
 impl Counts {
@@ -413,6 +629,7 @@ impl Counts {
         self.deferred += other.deferred;
         self.teardowns += other.teardowns;
         self.abandoned += other.abandoned;
+        self.awaited += other.awaited;
     }
 }
 
@@ -424,7 +641,7 @@ pub fn decode(data: &[u8]) -> Vec<Op> {
             let [kind, a, b, c] = [chunk[0], chunk[1], chunk[2], chunk[3]];
             let source = usize::from(a) % SOURCES;
             let events = u16::from_le_bytes([b, c]);
-            match kind % 8 {
+            match kind % 11 {
                 0 | 1 => Op::Submit {
                     source,
                     events,
@@ -450,6 +667,13 @@ pub fn decode(data: &[u8]) -> Vec<Op> {
                 6 => Op::Reap {
                     max: usize::from(a) % 6,
                 },
+                8 => Op::AwaitNew { source, events },
+                9 => Op::AwaitPoll {
+                    nth: usize::from(a),
+                },
+                10 => Op::AwaitDrop {
+                    nth: usize::from(a),
+                },
                 _ if a % 4 == 0 => Op::DropContext,
                 _ if a % 4 == 1 => Op::FailTryLocks {
                     count: u32::from(b % 4),
@@ -471,6 +695,7 @@ pub fn run(ops: &[Op]) -> Result<Counts, String> {
     let mut model = Model::default();
     let mut handles: HashMap<usize, Handle> = HashMap::new();
     let mut order: Vec<usize> = Vec::new();
+    let mut futures: Vec<RealFuture<'_>> = Vec::new();
 
     macro_rules! check {
         ($real:expr, $expected:expr, $op:expr) => {
@@ -587,7 +812,58 @@ pub fn run(ops: &[Op]) -> Result<Counts, String> {
                 fail_next_try_locks(count);
                 model.failures = count;
             }
+            Op::AwaitNew { source, events } => {
+                // The panicking source is the hostile-source tests' (its
+                // unwinding submit is checked there and above).
+                let source = if source == PANICS { 1 } else { source };
+                // SAFETY: every future is dropped before the context goes.
+                let context = unsafe { context_ref(&context) };
+                let future =
+                    Box::pin(context.request(&devices[source], Events::from_bits_retain(events)));
+                let wakes = Arc::new(CountingWaker::default());
+                futures.push(RealFuture {
+                    future: Some(future),
+                    waker: Waker::from(wakes.clone()),
+                    wakes,
+                });
+                model.futures.push(FutureModel {
+                    source,
+                    events,
+                    state: FutureState::Unsubmitted,
+                    wakes: 0,
+                });
+            }
+            Op::AwaitPoll { nth } => {
+                if futures.is_empty() {
+                    continue;
+                }
+                let index = nth % futures.len();
+                let real = &mut futures[index];
+                let Some(future) = real.future.as_mut() else {
+                    continue;
+                };
+                let polled = future
+                    .as_mut()
+                    .poll(&mut std::task::Context::from_waker(&real.waker));
+                if let Poll::Ready(Ok(_)) = polled {
+                    counts.awaited += 1;
+                }
+                check!(polled, model.poll_future(index), op);
+            }
+            Op::AwaitDrop { nth } => {
+                if futures.is_empty() {
+                    continue;
+                }
+                let index = nth % futures.len();
+                if futures[index].future.take().is_some() {
+                    model.drop_future(index);
+                }
+            }
             Op::DropContext => {
+                // Futures borrow the context: they go first, in order.
+                for real in &mut futures {
+                    real.future = None;
+                }
                 counts.deferred += u64::from(context.stats().completed_by_deferred_work);
                 counts.teardowns += 1;
                 counts.abandoned += context.in_use() as u64;
@@ -603,7 +879,24 @@ pub fn run(ops: &[Op]) -> Result<Counts, String> {
         check!(try_lock_failures_left(), model.failures, op);
         check!(context.in_use(), model.in_use, op);
         check!(context.completions(), model.completions(), op);
+        for (index, real) in futures.iter().enumerate() {
+            if real.future.is_some() {
+                let wakes = real.wakes.0.load(Ordering::SeqCst);
+                check!(
+                    wakes,
+                    model.futures[index].wakes,
+                    (op, "wakes of future", index)
+                );
+            }
+        }
     }
+    // Futures go first (they borrow the context), in order.
+    for (index, real) in futures.iter_mut().enumerate() {
+        if real.future.take().is_some() {
+            model.drop_future(index);
+        }
+    }
+    check!(context.in_use(), model.in_use, "futures dropped");
     // Tear down: cancel everything, reap everything; every request once.
     for index in order.iter().copied() {
         let real = context.cancel(handles[&index]).map(|_| ());
