@@ -181,9 +181,15 @@ impl<const N: usize, L: Locks, const W: usize, H: Notify> Future for Request<'_,
                 // the context; `waiter` is pinned in this future, whose
                 // `Drop` gives it up before it goes, and only this context
                 // ever links it.
+                let was_waiting = this.state == RequestState::WaitingForSlot;
                 let submitted = unsafe {
-                    this.context
-                        .submit_awaited(this.source, this.events, &this.waiter, cx.waker())
+                    this.context.submit_awaited(
+                        this.source,
+                        this.events,
+                        &this.waiter,
+                        was_waiting,
+                        cx.waker(),
+                    )
                 };
                 match submitted {
                     Ok(Awaiting::Pending { slot, generation }) => {

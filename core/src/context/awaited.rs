@@ -29,7 +29,8 @@ pub(crate) enum Awaiting {
 impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, W, H> {
     /// Submits an awaited request for `events` on `source`, whose task is
     /// `waker`; when every slot is in use, links `waiter` to be woken when
-    /// one frees. A `waiter` that was linked or notified before is settled:
+    /// one frees. A `waiter` that was linked or notified before
+    /// (`was_waiting`: the future found the context full earlier) is settled:
     /// it keeps its place when the context is still full, leaves the list
     /// otherwise, and a notification it got but could not use (the submit
     /// was refused) passes to the next waiter.
@@ -44,6 +45,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         source: &dyn Source<L::Queue>,
         events: Events,
         waiter: &SlotWaiter,
+        was_waiting: bool,
         waker: &Waker,
     ) -> Result<Awaiting, SubmitError> {
         let this = self.get_ref();
@@ -69,10 +71,16 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                     Ok(Awaiting::WaitingForSlot)
                 }
                 other => {
-                    // SAFETY: we hold the lock; `waiter` is on this list or
-                    // on none (the caller's contract).
-                    let (before, old) = unsafe { this.unlink_slot_waiter(&locked, waiter) };
-                    stale = old;
+                    // A future that never waited has nothing to settle.
+                    let before = if was_waiting {
+                        // SAFETY: we hold the lock; `waiter` is on this
+                        // list or on none (the caller's contract).
+                        let (before, old) = unsafe { this.unlink_slot_waiter(&locked, waiter) };
+                        stale = old;
+                        before
+                    } else {
+                        WaiterState::Idle
+                    };
                     match other {
                         Ok(Submitted {
                             handle,

@@ -198,9 +198,17 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
     /// Wakes up to `freed` futures waiting for a slot (one per freed slot),
     /// oldest first. Called after the context lock has been released by
     /// whoever freed slots; costs one atomic load when nobody waits.
-    pub(super) fn wake_slot_waiters(&self, mut freed: usize) {
+    #[inline]
+    pub(super) fn wake_slot_waiters(&self, freed: usize) {
         // The count changes only under the context lock, which the freer
         // held when it freed: a waiter that linked before sees its slot.
+        if freed > 0 && self.waiting_for_slot.load(Ordering::Relaxed) > 0 {
+            self.wake_slot_waiters_slow(freed);
+        }
+    }
+
+    #[cold]
+    fn wake_slot_waiters_slow(&self, mut freed: usize) {
         while freed > 0 && self.waiting_for_slot.load(Ordering::Relaxed) > 0 {
             // Before the guard: woken once the lock is released.
             let mut batch = WakeBatch::new();
