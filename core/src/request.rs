@@ -177,11 +177,11 @@ impl<const N: usize, L: Locks, const W: usize, H: Notify> Future for Request<'_,
         let this = unsafe { self.get_unchecked_mut() };
         match this.state {
             RequestState::Unsubmitted | RequestState::WaitingForSlot => {
+                let was_waiting = this.state == RequestState::WaitingForSlot;
                 // SAFETY: the source is borrowed for `'s`, which outlives
                 // the context; `waiter` is pinned in this future, whose
                 // `Drop` gives it up before it goes, and only this context
                 // ever links it.
-                let was_waiting = this.state == RequestState::WaitingForSlot;
                 let submitted = unsafe {
                     this.context.submit_awaited(
                         this.source,
