@@ -19,7 +19,7 @@ fn events() -> impl Strategy<Value = u16> {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (0..SOURCES, events(), 0..1000u64)
+        4 => (0..SOURCES, events(), 0..16u64)
             .prop_map(|(source, events, user_data)| Op::Submit { source, events, user_data }),
         3 => (0..SOURCES, events()).prop_map(|(source, events)| Op::SetReady { source, events }),
         4 => (0..SOURCES, 0..3usize, events())
@@ -34,6 +34,10 @@ fn op() -> impl Strategy<Value = Op> {
         2 => (0..SOURCES, events()).prop_map(|(source, events)| Op::AwaitNew { source, events }),
         4 => (0..16usize).prop_map(|nth| Op::AwaitPoll { nth }),
         1 => (0..16usize).prop_map(|nth| Op::AwaitDrop { nth }),
+        1 => prop::collection::vec((0..SOURCES, events(), 0..16u64), 0..4)
+            .prop_map(|requests| Op::SubmitBatch { requests }),
+        1 => (0..16u64).prop_map(|user_data| Op::CancelUserData { user_data }),
+        1 => (0..SOURCES).prop_map(|source| Op::CancelSource { source }),
     ]
 }
 

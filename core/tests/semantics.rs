@@ -2,6 +2,7 @@
 
 mod support;
 
+use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -628,4 +629,117 @@ fn reap_runs_the_deferred_work_so_nothing_is_stranded() {
     fail_next_try_locks(1);
     device.raise(Events::IN);
     assert_eq!(reap_all(&context).len(), 1);
+}
+
+#[test]
+fn a_batch_submits_in_order_and_stops_at_the_first_refused() {
+    use aiopoll::{BatchRefused, Submission};
+    let ready = Device::new(1);
+    ready.set_ready(Events::IN);
+    let waiting = Device::new(1);
+    let no_queue = Device::new(0);
+    let context = pin!(Context::<'_, 4>::new());
+    let batch = [
+        Submission {
+            source: &waiting,
+            events: Events::IN,
+            user_data: 1,
+        },
+        Submission {
+            source: &ready,
+            events: Events::IN,
+            user_data: 2,
+        },
+        Submission {
+            source: &no_queue,
+            events: Events::IN,
+            user_data: 3,
+        },
+        Submission {
+            source: &waiting,
+            events: Events::IN,
+            user_data: 4,
+        },
+    ];
+    let mut handles = Vec::new();
+    let result = context
+        .as_ref()
+        .submit_batch(&batch, |handle| handles.push(handle));
+    assert_eq!(
+        result,
+        Err(BatchRefused {
+            accepted: 2,
+            error: SubmitError::NotPollable
+        })
+    );
+    assert_eq!(handles.len(), 2);
+    // The accepted ones stand; nothing of the refused one or after it.
+    assert_eq!(context.in_use(), 2);
+    assert_eq!(waiting.queues[0].len(), 1);
+    assert_eq!(context.cancel(handles[0]), Ok(aiopoll::InProgress));
+    let mut user_data: Vec<u64> = reap_all(&context).iter().map(|c| c.user_data).collect();
+    user_data.sort_unstable();
+    assert_eq!(user_data, [1, 2]);
+    assert!(result.unwrap_err().to_string().contains("after 2 accepted"));
+    // A batch that fits is accepted whole.
+    assert_eq!(context.as_ref().submit_batch(&batch[..2], |_| {}), Ok(2));
+}
+
+#[test]
+fn cancel_user_data_cancels_every_pending_match_once() {
+    let device = Device::new(1);
+    let other = Device::new(1);
+    let deferred = Device::new(2);
+    let context = pin!(Context::<'_, 4>::new());
+    context.as_ref().submit(&device, Events::IN, 5).unwrap();
+    context.as_ref().submit(&other, Events::IN, 5).unwrap();
+    context.as_ref().submit(&device, Events::IN, 6).unwrap();
+    // A matching request whose wakeup deferred first completes with it.
+    context.as_ref().submit(&deferred, Events::IN, 5).unwrap();
+    deferred.raise(Events::IN);
+    assert_eq!(context.cancel_user_data(5), 2);
+    assert_eq!(context.cancel_user_data(5), 0);
+    let mut outcomes: Vec<(u64, Outcome)> = reap_all(&context)
+        .iter()
+        .map(|c| (c.user_data, c.outcome))
+        .collect();
+    outcomes.sort_by_key(|&(user_data, outcome)| (user_data, outcome == Outcome::Cancelled));
+    assert_eq!(
+        outcomes,
+        [
+            (5, Outcome::Ready(Events::IN)),
+            (5, Outcome::Cancelled),
+            (5, Outcome::Cancelled)
+        ]
+    );
+    assert_eq!(context.in_use(), 1); // user data 6 still waits
+    assert_eq!(context.stats().cancelled, 2);
+}
+
+#[test]
+fn cancel_source_cancels_queued_and_awaited_requests_on_it() {
+    use std::task::{Context as TaskContext, Poll, Waker};
+    let device = Device::new(2);
+    let other = Device::new(1);
+    let context = pin!(Context::<'_, 4>::new());
+    context.as_ref().submit(&device, Events::IN, 1).unwrap();
+    context.as_ref().submit(&other, Events::IN, 2).unwrap();
+    let mut request = pin!(context.as_ref().request(&device, Events::OUT));
+    let mut cx = TaskContext::from_waker(Waker::noop());
+    assert!(request.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(context.cancel_source(&device), 2);
+    assert!(device.queues.iter().all(|queue| queue.is_empty()));
+    assert_eq!(
+        request.as_mut().poll(&mut cx),
+        Poll::Ready(Ok(Outcome::Cancelled))
+    );
+    assert_eq!(
+        reap_all(&context),
+        [Completion {
+            user_data: 1,
+            outcome: Outcome::Cancelled
+        }]
+    );
+    assert_eq!(other.queues[0].len(), 1);
+    assert_eq!(context.cancel_source(&device), 0);
 }

@@ -71,6 +71,10 @@
 //!   the answer depends on when the kernel's work queue runs). Cancel of any
 //!   other phase, of a stale generation or of another context's handle, or
 //!   of a request that this deferred work completed, is `NotFound`.
+//!   [`Context::cancel_user_data`] and [`Context::cancel_source`] run T9
+//!   (after the same deferred work) for every armed request they match,
+//!   a few slots per lock hold. ([`Context::submit_batch`] is T1 to T4 for
+//!   each request in turn, stopping at the first T4.)
 //! - **T10 close**: a closing queue unlinks the entry, clears its queue
 //!   pointer with `Release` (the `POLLFREE` protocol), then completes inline
 //!   as T5 with `SourceGone`, or defers as T6 with `GONE`. A closed queue
@@ -170,6 +174,7 @@ pub(crate) use slot_waiters::SlotWaiter;
 use slot_waiters::WaiterList;
 use slots::{Delivery, Phase, Slot, State};
 use submit::{checked_events, Submitted};
+pub use submit::{BatchRefused, Submission};
 
 /// Wake word bit: a wakeup handed this request to deferred work.
 const PENDING: u32 = 1 << 0;

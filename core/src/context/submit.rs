@@ -179,6 +179,42 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         })
     }
 
+    /// Submits `requests` in order, like Linux's `io_submit(nr)`: stops at
+    /// the first one refused. `accepted` is given the handle of each request
+    /// accepted, in order (it runs with no aiopoll lock held).
+    ///
+    /// # Errors
+    /// [`BatchRefused`]: how many were accepted before the refused one, and
+    /// the [`SubmitError`] that refused it. Nothing of the refused request
+    /// remains, and the requests after it are not submitted; the accepted
+    /// ones stand.
+    pub fn submit_batch<'r>(
+        self: Pin<&Self>,
+        requests: impl IntoIterator<Item = &'r Submission<'s, L::Queue>>,
+        mut accepted: impl FnMut(Handle),
+    ) -> Result<usize, BatchRefused>
+    where
+        's: 'r,
+        L::Queue: 'r,
+    {
+        let mut count = 0;
+        for request in requests {
+            match self.submit(request.source, request.events, request.user_data) {
+                Ok(handle) => {
+                    count += 1;
+                    accepted(handle);
+                }
+                Err(error) => {
+                    return Err(BatchRefused {
+                        accepted: count,
+                        error,
+                    })
+                }
+            }
+        }
+        Ok(count)
+    }
+
     /// Cancels a pending request (Linux's `io_cancel`).
     ///
     /// `Ok(InProgress)`: the request was pending; it is now complete with
@@ -229,7 +265,108 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
             Ok(InProgress)
         })
     }
+
+    /// Cancels every pending queued request whose user data is `user_data`
+    /// (io_uring's `IORING_ASYNC_CANCEL_ALL` matched on user data). Returns
+    /// how many it cancelled; each completes once, with
+    /// [`Outcome::Cancelled`]. As for [`cancel`](Self::cancel), a request
+    /// whose deferred wakeup came first completes with that instead, and is
+    /// not counted. Awaited requests have no user data and are never
+    /// matched.
+    pub fn cancel_user_data(&self, user_data: u64) -> usize {
+        self.cancel_where(|record| {
+            record.delivery == Delivery::Queue && record.user_data == user_data
+        })
+    }
+
+    /// Cancels every pending request on `source`, queued or awaited
+    /// (io_uring's `IORING_ASYNC_CANCEL_FD` with `_ALL`). Returns how many
+    /// it cancelled; each completes once, with [`Outcome::Cancelled`] (an
+    /// awaited one resolves its future with it). A request whose deferred
+    /// wakeup came first completes with that instead, and is not counted.
+    pub fn cancel_source(&self, source: &dyn Source<L::Queue>) -> usize {
+        let target = source as *const dyn Source<L::Queue> as *const ();
+        self.cancel_where(|record| {
+            record.source.is_some_and(|source| {
+                core::ptr::eq(source as *const dyn Source<L::Queue> as *const (), target)
+            })
+        })
+    }
+
+    /// T9 for every armed request that `matches`, after its own deferred
+    /// work; a few slots per lock hold, so that awaiting tasks are woken
+    /// with no lock held.
+    fn cancel_where(&self, matches: impl Fn(&Slot<'s, L::Queue>) -> bool) -> usize {
+        let mut cancelled = 0;
+        let mut slot = 0;
+        while slot < N {
+            // Before the guard: woken once the lock is released.
+            let mut batch = WakeBatch::new();
+            let locked = Locked::lock(&self.lock);
+            while slot < N && batch.has_room() {
+                let hit = self.with_state(&locked, |state| {
+                    let record = &state.slots[slot];
+                    record.phase == Phase::Armed && matches(record)
+                });
+                if hit && !self.run_deferred_slot(&locked, slot, &mut batch) {
+                    self.with_state(&locked, |state| {
+                        // T9 cancel.
+                        transition!("T9 cancel", slot);
+                        state.stats.cancelled = state.stats.cancelled.wrapping_add(1);
+                        if let Some(waker) = self.complete(state, slot, Outcome::Cancelled) {
+                            batch.push(waker);
+                        }
+                    });
+                    cancelled += 1;
+                }
+                slot += 1;
+            }
+        }
+        cancelled
+    }
 }
+
+/// One request of a [`Context::submit_batch`] (Linux's `iocb` for
+/// `IOCB_CMD_POLL`).
+pub struct Submission<'s, Q: lock_api::RawMutex = crate::SpinLock> {
+    /// The source to poll.
+    pub source: &'s dyn Source<Q>,
+    /// The events asked for (ERR and HUP are always added).
+    pub events: Events,
+    /// Comes back in the request's [`Completion`].
+    pub user_data: u64,
+}
+
+impl<Q: lock_api::RawMutex> core::fmt::Debug for Submission<'_, Q> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Submission")
+            .field("events", &self.events)
+            .field("user_data", &self.user_data)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why [`Context::submit_batch`] stopped early: how far it got, and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct BatchRefused {
+    /// Requests accepted before the refused one (they stand).
+    pub accepted: usize,
+    /// Why the next one was refused.
+    pub error: SubmitError,
+}
+
+impl core::fmt::Display for BatchRefused {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "the batch stopped after {} accepted requests: {}",
+            self.accepted, self.error
+        )
+    }
+}
+
+impl core::error::Error for BatchRefused {}
 
 /// What [`Context::submit_locked`] accepted.
 pub(super) struct Submitted {

@@ -72,6 +72,18 @@ pub enum Op {
     FailTryLocks {
         count: u32,
     },
+    /// Submits these in order, stopping at the first refused.
+    SubmitBatch {
+        requests: Vec<(usize, u16, u64)>,
+    },
+    /// Cancels every pending queued request with this user data.
+    CancelUserData {
+        user_data: u64,
+    },
+    /// Cancels every pending request on this source.
+    CancelSource {
+        source: usize,
+    },
     /// Makes a `Request` future (not polled yet: nothing submitted).
     AwaitNew {
         source: usize,
@@ -485,6 +497,32 @@ impl Model {
         }
     }
 
+    /// Cancels every armed request that `matches` (a deferred wakeup that
+    /// came first wins); the completions are one batch, whose order the
+    /// contract leaves open.
+    fn cancel_where(&mut self, matches: impl Fn(&Request) -> bool) -> usize {
+        let batches = self.completed.len();
+        let mut cancelled = 0;
+        for index in 0..self.requests.len() {
+            if !matches!(self.requests[index].state, State::Armed { .. })
+                || !matches(&self.requests[index])
+            {
+                continue;
+            }
+            if let Some(outcome) = self.deferred_outcome(index) {
+                self.complete(index, outcome);
+            } else {
+                self.complete(index, Outcome::Cancelled);
+                cancelled += 1;
+            }
+        }
+        let batch: Vec<usize> = self.completed.drain(batches..).flatten().collect();
+        if !batch.is_empty() {
+            self.completed.push(batch);
+        }
+        cancelled
+    }
+
     fn run_deferred(&mut self) -> usize {
         let batches = self.completed.len();
         let completed = self.run_deferred_unbatched();
@@ -641,7 +679,7 @@ pub fn decode(data: &[u8]) -> Vec<Op> {
             let [kind, a, b, c] = [chunk[0], chunk[1], chunk[2], chunk[3]];
             let source = usize::from(a) % SOURCES;
             let events = u16::from_le_bytes([b, c]);
-            match kind % 11 {
+            match kind % 14 {
                 0 | 1 => Op::Submit {
                     source,
                     events,
@@ -674,6 +712,16 @@ pub fn decode(data: &[u8]) -> Vec<Op> {
                 10 => Op::AwaitDrop {
                     nth: usize::from(a),
                 },
+                11 => Op::SubmitBatch {
+                    requests: vec![
+                        (source, u16::from(b), u64::from(c)),
+                        (usize::from(b) % SOURCES, u16::from(c), u64::from(a)),
+                    ],
+                },
+                12 => Op::CancelUserData {
+                    user_data: u64::from(c),
+                },
+                13 => Op::CancelSource { source },
                 _ if a % 4 == 0 => Op::DropContext,
                 _ if a % 4 == 1 => Op::FailTryLocks {
                     count: u32::from(b % 4),
@@ -811,6 +859,64 @@ pub fn run(ops: &[Op]) -> Result<Counts, String> {
             Op::FailTryLocks { count } => {
                 fail_next_try_locks(count);
                 model.failures = count;
+            }
+            Op::SubmitBatch { ref requests } => {
+                // The panicking source is checked one submit at a time above.
+                let requests: Vec<(usize, u16, u64)> = requests
+                    .iter()
+                    .map(|&(source, events, user_data)| {
+                        (if source == PANICS { 1 } else { source }, events, user_data)
+                    })
+                    .collect();
+                let submissions: Vec<aiopoll::Submission<'_, FaultLock>> = requests
+                    .iter()
+                    .map(|&(source, events, user_data)| aiopoll::Submission {
+                        source: &devices[source],
+                        events: Events::from_bits_retain(events),
+                        user_data,
+                    })
+                    .collect();
+                let mut accepted = Vec::new();
+                let real = context
+                    .as_ref()
+                    .submit_batch(&submissions, |handle| accepted.push(handle));
+                let mut indices = Vec::new();
+                let mut expected = Ok(0);
+                for &(source, events, user_data) in &requests {
+                    match model.submit(source, events, user_data) {
+                        Ok(index) => indices.push(index),
+                        Err(error) => {
+                            expected = Err(aiopoll::BatchRefused {
+                                accepted: indices.len(),
+                                error,
+                            });
+                            break;
+                        }
+                    }
+                }
+                let expected = expected.map(|_| indices.len());
+                check!(real, expected, op);
+                check!(accepted.len(), indices.len(), op);
+                for (index, handle) in indices.into_iter().zip(accepted) {
+                    handles.insert(index, handle);
+                    order.push(index);
+                }
+                counts.requests += real.unwrap_or_else(|refused| refused.accepted) as u64;
+            }
+            Op::CancelUserData { user_data } => {
+                let real = context.cancel_user_data(user_data);
+                let expected = model.cancel_where(|request| {
+                    request.future.is_none() && request.user_data == user_data
+                });
+                check!(real, expected, op);
+            }
+            Op::CancelSource { source } => {
+                let real = context.cancel_source(&devices[source]);
+                check!(
+                    real,
+                    model.cancel_where(|request| request.source == source),
+                    op
+                );
             }
             Op::AwaitNew { source, events } => {
                 // The panicking source is the hostile-source tests' (its
