@@ -73,7 +73,9 @@ mod sync;
 pub mod wait_queue;
 
 pub use completion::{Completion, Handle, Outcome};
-pub use context::{BatchRefused, Context, InProgress, Notify, Stats, Submission};
+pub use context::{
+    BatchRefused, Context, InProgress, Notify, Stats, Submission, UpdateError, Updated,
+};
 pub use error::{CancelError, SubmitError};
 pub use events::{Events, UnknownEvents};
 pub use locks::{Locks, SpinLock, SpinLocks};

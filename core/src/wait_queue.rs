@@ -477,12 +477,29 @@ impl<Q: RawMutex> WaitQueue<Q> {
         })
     }
 
-    /// Unlinks `entry` if it is still linked on this queue (a concurrent
-    /// [`close`](Self::close) may have detached it first).
+    /// Changes the events `entry` waits for, if it is still linked on this
+    /// queue (a request being updated).
     ///
     /// # Safety
     /// `entry` belongs to a context whose lock the caller holds, and was
     /// linked on this queue when the caller last read its `queue` pointer.
+    pub(crate) unsafe fn set_events(&self, entry: *const WaitEntry, events: Events) {
+        let _locked = Locked::lock(&self.lock);
+        // SAFETY: we hold the queue lock, which protects a linked entry's
+        // node; re-checking `queue` under it tells whether the entry is
+        // still on this list (a close may have taken it off).
+        unsafe {
+            if (*entry).queue.load(Ordering::Relaxed) == self.as_erased() {
+                (*entry).node.with_mut(|node| (*node).events = events);
+            }
+        }
+    }
+
+    /// Unlinks `entry` if it is still linked on this queue (a concurrent
+    /// [`close`](Self::close) may have detached it first).
+    ///
+    /// # Safety
+    /// As [`set_events`](Self::set_events).
     pub(crate) unsafe fn detach(&self, entry: *const WaitEntry) {
         let _locked = Locked::lock(&self.lock);
         // SAFETY: we hold the queue lock; re-checking `queue` under it tells

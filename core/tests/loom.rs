@@ -501,3 +501,25 @@ fn waiting_for_a_slot_vs_release() {
         assert!(device.idle());
     });
 }
+
+/// Issue 10, item 6: an update of the mask races a wakeup for the new mask.
+/// Whether the wakeup comes before the entry's mask changed (then the
+/// update's re-poll sees the readiness) or after (then it matches), the
+/// request completes once, with the new events.
+#[test]
+fn update_vs_wakeup() {
+    model(|| {
+        let device = Device::new(1);
+        let context = context();
+        let handle = context.submit(device, Events::IN, 1).unwrap();
+        let waker = thread::spawn(move || device.raise(0, Events::OUT));
+        let updated = context.update(handle, Some(Events::OUT), Some(1));
+        waker.join().unwrap();
+        assert!(updated.is_ok(), "{updated:?}");
+        context.run_deferred();
+        assert_eq!(
+            exactly_once(device, &context, Vec::new()),
+            Outcome::Ready(Events::OUT)
+        );
+    });
+}

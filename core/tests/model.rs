@@ -38,6 +38,8 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|requests| Op::SubmitBatch { requests }),
         1 => (0..16u64).prop_map(|user_data| Op::CancelUserData { user_data }),
         1 => (0..SOURCES).prop_map(|source| Op::CancelSource { source }),
+        2 => (0..16usize, prop::option::of(events()), prop::option::of(0..16u64))
+            .prop_map(|(nth, events, user_data)| Op::Update { nth, events, user_data }),
     ]
 }
 

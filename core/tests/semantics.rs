@@ -743,3 +743,70 @@ fn cancel_source_cancels_queued_and_awaited_requests_on_it() {
     assert_eq!(other.queues[0].len(), 1);
     assert_eq!(context.cancel_source(&device), 0);
 }
+
+#[test]
+fn update_changes_the_mask_and_user_data_of_a_pending_request() {
+    use aiopoll::{UpdateError, Updated};
+    let device = Device::new(1);
+    let context = pin!(Context::<'_, 4>::new());
+    let handle = context.as_ref().submit(&device, Events::IN, 1).unwrap();
+    assert_eq!(
+        context.update(handle, Some(Events::OUT), Some(9)),
+        Ok(Updated::Waiting)
+    );
+    // The old mask no longer matches; the new one does.
+    assert_eq!(device.raise(Events::IN), 0);
+    assert_eq!(device.raise(Events::OUT), 1);
+    assert_eq!(
+        reap_all(&context),
+        [Completion {
+            user_data: 9,
+            outcome: Outcome::Ready(Events::OUT)
+        }]
+    );
+    assert_eq!(
+        context.update(handle, None, Some(1)),
+        Err(UpdateError::NotFound)
+    );
+}
+
+#[test]
+fn update_to_a_mask_that_is_ready_completes_at_once() {
+    use aiopoll::Updated;
+    let device = Device::new(1);
+    let context = pin!(Context::<'_, 4>::new());
+    let handle = context.as_ref().submit(&device, Events::IN, 1).unwrap();
+    // OUT became ready while the request waited for IN only: its keyed
+    // wakeup missed it. The update re-polls with the new mask.
+    device.raise(Events::OUT);
+    assert_eq!(
+        context.update(handle, Some(Events::OUT), None),
+        Ok(Updated::Completed)
+    );
+    assert!(device.queues[0].is_empty());
+    assert_eq!(reap_all(&context)[0].outcome, Outcome::Ready(Events::OUT));
+}
+
+#[test]
+fn update_loses_to_a_wakeup_that_deferred_first_and_bad_masks_change_nothing() {
+    use aiopoll::UpdateError;
+    let device = Device::new(2);
+    let context = pin!(Context::<'_, 4>::new());
+    let handle = context.as_ref().submit(&device, Events::IN, 1).unwrap();
+    let unknown = Events::from_bits_retain(0x8000);
+    let refused = context.update(handle, Some(unknown), Some(5));
+    assert_eq!(refused, Err(UpdateError::UnknownEvents { unknown: 0x8000 }));
+    assert!(refused.unwrap_err().to_string().contains("unknown bits"));
+    device.raise(Events::IN); // two queues: deferred
+    assert_eq!(
+        context.update(handle, Some(Events::OUT), Some(5)),
+        Err(UpdateError::NotFound)
+    );
+    assert_eq!(
+        reap_all(&context),
+        [Completion {
+            user_data: 1,
+            outcome: Outcome::Ready(Events::IN)
+        }]
+    );
+}

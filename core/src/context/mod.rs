@@ -94,6 +94,14 @@
 //!   of slot waiters, under the context lock; each slot freed by T11 or T13
 //!   wakes the oldest waiter once the lock is released, and a woken future
 //!   dropped before it could submit passes its turn on.
+//! - **T14 update**: `Armed → Armed` (or `→ Completed`), under the context
+//!   lock, for a queued request ([`Context::update`]): after the slot's own
+//!   deferred work (a wakeup that came first wins, as for cancel), the user
+//!   data and the event mask change; each wait entry's mask changes under
+//!   its queue's lock, then the source is re-polled with the new mask and
+//!   the request completes if it is ready (a keyed wakeup for the new mask
+//!   that came before its entry changed is seen by that re-poll; one after
+//!   finds the new mask).
 //!
 //! ## Where each part lives
 //!
@@ -103,7 +111,7 @@
 //! `wake` (the wake function: T5, T6, T10), `deferred` (T7, T8), `ring`
 //! (completing a request and reaping it, T11), `teardown` (leaving the wait
 //! queues, T12), `awaited` (the context's side of [`Request`](crate::Request)
-//! futures, T13), `slot_waiters` (futures waiting for a slot).
+//! futures, T13), `slot_waiters` (futures waiting for a slot), `update` (T14).
 //!
 //! ## Lock order
 //!
@@ -167,6 +175,7 @@ mod slot_waiters;
 mod slots;
 mod submit;
 mod teardown;
+mod update;
 mod wake;
 
 pub(crate) use awaited::Awaiting;
@@ -175,6 +184,7 @@ use slot_waiters::WaiterList;
 use slots::{Delivery, Phase, Slot, State};
 use submit::{checked_events, Submitted};
 pub use submit::{BatchRefused, Submission};
+pub use update::{UpdateError, Updated};
 
 /// Wake word bit: a wakeup handed this request to deferred work.
 const PENDING: u32 = 1 << 0;

@@ -76,6 +76,12 @@ pub enum Op {
     SubmitBatch {
         requests: Vec<(usize, u16, u64)>,
     },
+    /// Updates the `nth` submitted request's events and/or user data.
+    Update {
+        nth: usize,
+        events: Option<u16>,
+        user_data: Option<u64>,
+    },
     /// Cancels every pending queued request with this user data.
     CancelUserData {
         user_data: u64,
@@ -497,6 +503,45 @@ impl Model {
         }
     }
 
+    fn update(
+        &mut self,
+        index: usize,
+        events: Option<u16>,
+        user_data: Option<u64>,
+    ) -> Result<aiopoll::Updated, aiopoll::UpdateError> {
+        use aiopoll::{UpdateError, Updated};
+        if let Some(events) = events {
+            let unknown = events & !Events::all().bits();
+            if unknown != 0 {
+                return Err(UpdateError::UnknownEvents {
+                    unknown: u32::from(unknown),
+                });
+            }
+        }
+        if let Some(outcome) = self.deferred_outcome(index) {
+            self.complete(index, outcome);
+            return Err(UpdateError::NotFound);
+        }
+        if !matches!(self.requests[index].state, State::Armed { .. }) {
+            return Err(UpdateError::NotFound);
+        }
+        let request = &mut self.requests[index];
+        if let Some(user_data) = user_data {
+            request.user_data = user_data;
+        }
+        let Some(events) = events else {
+            return Ok(Updated::Waiting);
+        };
+        request.events = Events::from_bits_retain(events) | Events::ERR | Events::HUP;
+        let ready = self.ready[request.source] & request.events;
+        if ready.is_empty() {
+            Ok(Updated::Waiting)
+        } else {
+            self.complete(index, Outcome::Ready(ready));
+            Ok(Updated::Completed)
+        }
+    }
+
     /// Cancels every armed request that `matches` (a deferred wakeup that
     /// came first wins); the completions are one batch, whose order the
     /// contract leaves open.
@@ -679,7 +724,7 @@ pub fn decode(data: &[u8]) -> Vec<Op> {
             let [kind, a, b, c] = [chunk[0], chunk[1], chunk[2], chunk[3]];
             let source = usize::from(a) % SOURCES;
             let events = u16::from_le_bytes([b, c]);
-            match kind % 14 {
+            match kind % 15 {
                 0 | 1 => Op::Submit {
                     source,
                     events,
@@ -722,6 +767,11 @@ pub fn decode(data: &[u8]) -> Vec<Op> {
                     user_data: u64::from(c),
                 },
                 13 => Op::CancelSource { source },
+                14 => Op::Update {
+                    nth: usize::from(a),
+                    events: (b & 1 == 0).then_some(u16::from(c) | u16::from(b & 0x20) << 8),
+                    user_data: (b & 2 == 0).then_some(u64::from(c)),
+                },
                 _ if a % 4 == 0 => Op::DropContext,
                 _ if a % 4 == 1 => Op::FailTryLocks {
                     count: u32::from(b % 4),
@@ -902,6 +952,22 @@ pub fn run(ops: &[Op]) -> Result<Counts, String> {
                     order.push(index);
                 }
                 counts.requests += real.unwrap_or_else(|refused| refused.accepted) as u64;
+            }
+            Op::Update {
+                nth,
+                events,
+                user_data,
+            } => {
+                if order.is_empty() {
+                    continue;
+                }
+                let index = order[nth % order.len()];
+                let real = context.update(
+                    handles[&index],
+                    events.map(Events::from_bits_retain),
+                    user_data,
+                );
+                check!(real, model.update(index, events, user_data), op);
             }
             Op::CancelUserData { user_data } => {
                 let real = context.cancel_user_data(user_data);
