@@ -3,6 +3,9 @@
 
 use crate::Events;
 
+/// Linux's `ETIME` ("timer expired").
+const ETIME: i64 = 62;
+
 /// How a request ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -16,16 +19,23 @@ pub enum Outcome {
     /// The wait queue the request waited on was closed or dropped (Linux's
     /// `POLLFREE`): the source is gone and will never become ready.
     SourceGone,
+    /// The request's deadline passed before anything it asked for was ready
+    /// (io_uring's linked timeout; see
+    /// [`Context::submit_with_deadline`](crate::Context::submit_with_deadline)).
+    TimedOut,
 }
 
 impl Outcome {
     /// The result as Linux aio reports it in `io_event::res`: the mask for a
-    /// ready request, 0 for a cancelled one, `POLLHUP` for a vanished source.
+    /// ready request, 0 for a cancelled one, `POLLHUP` for a vanished source,
+    /// and `-ETIME` for one whose deadline passed (what io_uring reports for
+    /// an expired timeout).
     pub const fn to_linux(self) -> i64 {
         match self {
             Outcome::Ready(events) => events.bits() as i64,
             Outcome::Cancelled => 0,
             Outcome::SourceGone => Events::HUP.bits() as i64,
+            Outcome::TimedOut => -ETIME,
         }
     }
 }

@@ -523,3 +523,28 @@ fn update_vs_wakeup() {
         );
     });
 }
+
+/// Issue 10, item 8: a deadline passes while a wakeup and a cancel race.
+/// Exactly one of them ends the request.
+#[test]
+fn deadline_vs_wakeup_vs_cancel() {
+    model(|| {
+        let device = Device::new(1);
+        let context = context();
+        let handle = context
+            .submit_with_deadline(device, Events::IN, 1, 10)
+            .unwrap();
+        let timer = thread::spawn(move || context.expire(10));
+        let waker = thread::spawn(move || device.raise(0, Events::IN));
+        let cancelled = context.cancel(handle);
+        let expired = timer.join().unwrap();
+        waker.join().unwrap();
+        let outcome = exactly_once(device, &context, Vec::new());
+        match (cancelled, expired) {
+            (Ok(_), 0) => assert_eq!(outcome, Outcome::Cancelled),
+            (Err(_), 1) => assert_eq!(outcome, Outcome::TimedOut),
+            (Err(_), 0) => assert_eq!(outcome, Outcome::Ready(Events::IN)),
+            other => panic!("cancel and expire both ended it: {other:?}"),
+        }
+    });
+}

@@ -38,6 +38,15 @@ fn op() -> impl Strategy<Value = Op> {
             .prop_map(|requests| Op::SubmitBatch { requests }),
         1 => (0..16u64).prop_map(|user_data| Op::CancelUserData { user_data }),
         1 => (0..SOURCES).prop_map(|source| Op::CancelSource { source }),
+        2 => (0..SOURCES, events(), 0..16u64, 0..8u64).prop_map(
+            |(source, events, user_data, deadline)| Op::SubmitWithDeadline {
+                source,
+                events,
+                user_data,
+                deadline,
+            }
+        ),
+        1 => (0..8u64).prop_map(|now| Op::Expire { now }),
         2 => (0..16usize, prop::option::of(events()), prop::option::of(0..16u64))
             .prop_map(|(nth, events, user_data)| Op::Update { nth, events, user_data }),
     ]

@@ -810,3 +810,77 @@ fn update_loses_to_a_wakeup_that_deferred_first_and_bad_masks_change_nothing() {
         }]
     );
 }
+
+/// Hooks that remember the deadlines they were told of.
+#[derive(Default)]
+struct Deadlines(std::sync::Mutex<Vec<u64>>);
+
+impl Notify for Deadlines {
+    fn deadline_armed(&self, deadline: u64) {
+        self.0.lock().unwrap().push(deadline);
+    }
+}
+
+#[test]
+fn a_request_whose_deadline_passes_times_out_once() {
+    let device = Device::new(1);
+    let context =
+        pin!(Context::<'_, 4, aiopoll::SpinLocks, 2, Deadlines>::with_hooks(Deadlines::default()));
+    context
+        .as_ref()
+        .submit_with_deadline(&device, Events::IN, 1, 100)
+        .unwrap();
+    context
+        .as_ref()
+        .submit_with_deadline(&device, Events::IN, 2, 50)
+        .unwrap();
+    context.as_ref().submit(&device, Events::IN, 3).unwrap();
+    assert_eq!(*context.hooks().0.lock().unwrap(), [100, 50]);
+    assert_eq!(context.next_deadline(), Some(50));
+    assert_eq!(context.expire(49), 0);
+    assert_eq!(context.expire(50), 1);
+    assert_eq!(context.next_deadline(), Some(100));
+    assert_eq!(
+        reap_all(&context),
+        [Completion {
+            user_data: 2,
+            outcome: Outcome::TimedOut
+        }]
+    );
+    assert_eq!(device.queues[0].len(), 2);
+    // Readiness before the deadline wins; a later expire finds nothing.
+    device.raise(Events::IN);
+    assert_eq!(context.expire(1_000), 0);
+    assert_eq!(context.next_deadline(), None);
+    assert_eq!(reap_all(&context).len(), 2);
+    assert_eq!(context.stats().timed_out, 1);
+    assert_eq!(Outcome::TimedOut.to_linux(), -62);
+}
+
+#[test]
+fn a_wakeup_that_deferred_before_the_deadline_wins() {
+    let device = Device::new(2);
+    let context = pin!(Context::<'_, 4>::new());
+    context
+        .as_ref()
+        .submit_with_deadline(&device, Events::IN, 1, 10)
+        .unwrap();
+    device.raise(Events::IN); // two queues: deferred
+    assert_eq!(context.expire(10), 0);
+    assert_eq!(reap_all(&context)[0].outcome, Outcome::Ready(Events::IN));
+}
+
+#[test]
+fn a_request_ready_at_submit_never_times_out_nor_arms_a_deadline() {
+    let device = Device::new(1);
+    device.set_ready(Events::IN);
+    let context =
+        pin!(Context::<'_, 4, aiopoll::SpinLocks, 2, Deadlines>::with_hooks(Deadlines::default()));
+    context
+        .as_ref()
+        .submit_with_deadline(&device, Events::IN, 1, 0)
+        .unwrap();
+    assert!(context.hooks().0.lock().unwrap().is_empty());
+    assert_eq!(context.expire(u64::MAX), 0);
+    assert_eq!(reap_all(&context)[0].outcome, Outcome::Ready(Events::IN));
+}

@@ -85,6 +85,13 @@
 //!   generation is bumped (stale handles no longer match), the slot is freed.
 //! - **T12 context drop**: every `Armed` request leaves its queues; nothing
 //!   completes (there is nobody left to reap).
+//! - **T15 deadline passes**: `Armed → Completed(TimedOut)`, under the
+//!   context lock, in [`Context::expire`] for each armed request whose
+//!   deadline is not after `now`, after the slot's own deferred work (a
+//!   wakeup that came first wins, as for cancel). The adapter calls
+//!   `expire` from thread mode, a timer thread or its deferred-work
+//!   handler (never from an interrupt that may preempt the context lock's
+//!   holder), as [`Notify::deadline_armed`] asks.
 //! - **T13 awaited request taken**: `Completed → Free`, under the context
 //!   lock, for an awaited request: its future reads the outcome when polled,
 //!   or, when the future is dropped, T9 (after the slot's own deferred work,
@@ -111,7 +118,7 @@
 //! `wake` (the wake function: T5, T6, T10), `deferred` (T7, T8), `ring`
 //! (completing a request and reaping it, T11), `teardown` (leaving the wait
 //! queues, T12), `awaited` (the context's side of [`Request`](crate::Request)
-//! futures, T13), `slot_waiters` (futures waiting for a slot), `update` (T14).
+//! futures, T13), `slot_waiters` (futures waiting for a slot), `update` (T14), `deadline` (T15).
 //!
 //! ## Lock order
 //!
@@ -122,11 +129,11 @@
 //!
 //! ## Why every request completes exactly once
 //!
-//! 1. Only T3, T5, T7 and T9 complete a request (T11 and T13 only take
-//!    the completion out), and each runs under the
-//!    context lock and requires phase `Polling` (T3, the submitter's own) or
-//!    `Armed` (T5, T7, T9); each sets `Completed` before releasing the lock.
-//!    So at most one completion per submit.
+//! 1. Only T3, T5, T7, T9, T14 and T15 complete a request (T11 and T13
+//!    only take the completion out), and each runs under the context lock
+//!    and requires phase `Polling` (T3, the submitter's own) or `Armed` (the
+//!    others); each sets `Completed` before releasing the lock. So at most
+//!    one completion per submit.
 //! 2. Completing detaches every wait entry of the slot (each under its queue
 //!    lock) before the phase changes, and wakers reach a slot only through a
 //!    linked entry while holding that entry's queue lock: after completion no
@@ -169,6 +176,7 @@ macro_rules! transition {
 }
 
 mod awaited;
+mod deadline;
 mod deferred;
 mod ring;
 mod slot_waiters;
@@ -181,7 +189,7 @@ mod wake;
 pub(crate) use awaited::Awaiting;
 pub(crate) use slot_waiters::SlotWaiter;
 use slot_waiters::WaiterList;
-use slots::{Delivery, Phase, Slot, State};
+use slots::{Delivery, Phase, Slot, State, NO_DEADLINE};
 use submit::{checked_events, Submitted};
 pub use submit::{BatchRefused, Submission};
 pub use update::{UpdateError, Updated};
@@ -207,6 +215,13 @@ pub trait Notify {
 
     /// A completion was queued: a reaper waiting for one may wake up.
     fn completed(&self) {}
+
+    /// A request with a deadline (in the adapter's clock ticks) is waiting:
+    /// make sure [`Context::expire`] runs by then (program a timer for it if
+    /// it is earlier than the one programmed). Called under the context lock.
+    fn deadline_armed(&self, deadline: u64) {
+        let _ = deadline;
+    }
 }
 
 /// No notifications: the owner reaps (and so runs deferred work) on its own
@@ -240,6 +255,8 @@ pub struct Stats {
     pub deferrals: u32,
     /// Deferred re-polls that found nothing ready (T8).
     pub spurious: u32,
+    /// Requests whose deadline passed (T15).
+    pub timed_out: u32,
     /// Completions reaped.
     pub reaped: u32,
     /// Completions taken by the [`Request`](crate::Request) futures that
@@ -359,6 +376,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                     cancelled: 0,
                     deferrals: 0,
                     spurious: 0,
+                    timed_out: 0,
                     reaped: 0,
                     awaited: 0,
                 },

@@ -32,7 +32,13 @@ pub(super) struct Slot<'s, Q: lock_api::RawMutex> {
     pub(super) events: Events,
     pub(super) source: Option<&'s dyn Source<Q>>,
     pub(super) outcome: Outcome,
+    /// When the request times out (in the adapter's clock ticks), or
+    /// [`NO_DEADLINE`].
+    pub(super) deadline: u64,
 }
+
+/// A slot's deadline when it has none.
+pub(super) const NO_DEADLINE: u64 = u64::MAX;
 
 impl<Q: lock_api::RawMutex> Slot<'_, Q> {
     pub(super) const FREE: Self = Slot {
@@ -44,6 +50,7 @@ impl<Q: lock_api::RawMutex> Slot<'_, Q> {
         events: Events::empty(),
         source: None,
         outcome: Outcome::Cancelled,
+        deadline: NO_DEADLINE,
     };
 }
 
@@ -101,6 +108,7 @@ impl<Q: lock_api::RawMutex, const N: usize> State<'_, Q, N> {
         let state = &mut self.slots[slot];
         state.phase = Phase::Free;
         state.source = None;
+        state.deadline = NO_DEADLINE;
         // `finish` took an awaited request's waker out (to be called or
         // dropped once the lock is released, never under it).
         debug_assert!(state.waker.is_none());

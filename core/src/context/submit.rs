@@ -274,9 +274,10 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
     /// not counted. Awaited requests have no user data and are never
     /// matched.
     pub fn cancel_user_data(&self, user_data: u64) -> usize {
-        self.cancel_where(|record| {
-            record.delivery == Delivery::Queue && record.user_data == user_data
-        })
+        self.end_where(
+            |record| record.delivery == Delivery::Queue && record.user_data == user_data,
+            Outcome::Cancelled,
+        )
     }
 
     /// Cancels every pending request on `source`, queued or awaited
@@ -286,18 +287,27 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
     /// wakeup came first completes with that instead, and is not counted.
     pub fn cancel_source(&self, source: &dyn Source<L::Queue>) -> usize {
         let target = source as *const dyn Source<L::Queue> as *const ();
-        self.cancel_where(|record| {
-            record.source.is_some_and(|source| {
-                core::ptr::eq(source as *const dyn Source<L::Queue> as *const (), target)
-            })
-        })
+        self.end_where(
+            |record| {
+                record.source.is_some_and(|source| {
+                    core::ptr::eq(source as *const dyn Source<L::Queue> as *const (), target)
+                })
+            },
+            Outcome::Cancelled,
+        )
     }
 
-    /// T9 for every armed request that `matches`, after its own deferred
-    /// work; a few slots per lock hold, so that awaiting tasks are woken
-    /// with no lock held.
-    fn cancel_where(&self, matches: impl Fn(&Slot<'s, L::Queue>) -> bool) -> usize {
-        let mut cancelled = 0;
+    /// T9 (for `Outcome::Cancelled`) or T15 (for `Outcome::TimedOut`) for
+    /// every armed request that `matches`, each after its own deferred work
+    /// (a wakeup that came first wins, and is not counted); a few slots per
+    /// lock hold, so that awaiting tasks are woken with no lock held.
+    /// Returns how many it ended with `outcome`.
+    pub(super) fn end_where(
+        &self,
+        matches: impl Fn(&Slot<'s, L::Queue>) -> bool,
+        outcome: Outcome,
+    ) -> usize {
+        let mut ended = 0;
         let mut slot = 0;
         while slot < N {
             // Before the guard: woken once the lock is released.
@@ -310,19 +320,25 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                 });
                 if hit && !self.run_deferred_slot(&locked, slot, &mut batch) {
                     self.with_state(&locked, |state| {
-                        // T9 cancel.
-                        transition!("T9 cancel", slot);
-                        state.stats.cancelled = state.stats.cancelled.wrapping_add(1);
-                        if let Some(waker) = self.complete(state, slot, Outcome::Cancelled) {
+                        if outcome == Outcome::TimedOut {
+                            // T15 deadline passes.
+                            transition!("T15 deadline passes", slot);
+                            state.stats.timed_out = state.stats.timed_out.wrapping_add(1);
+                        } else {
+                            // T9 cancel.
+                            transition!("T9 cancel", slot);
+                            state.stats.cancelled = state.stats.cancelled.wrapping_add(1);
+                        }
+                        if let Some(waker) = self.complete(state, slot, outcome) {
                             batch.push(waker);
                         }
                     });
-                    cancelled += 1;
+                    ended += 1;
                 }
                 slot += 1;
             }
         }
-        cancelled
+        ended
     }
 }
 

@@ -72,6 +72,17 @@ pub enum Op {
     FailTryLocks {
         count: u32,
     },
+    /// Submits with a deadline.
+    SubmitWithDeadline {
+        source: usize,
+        events: u16,
+        user_data: u64,
+        deadline: u64,
+    },
+    /// The adapter's clock says `now`: expire the deadlines up to it.
+    Expire {
+        now: u64,
+    },
     /// Submits these in order, stopping at the first refused.
     SubmitBatch {
         requests: Vec<(usize, u16, u64)>,
@@ -147,6 +158,8 @@ struct Request {
     state: State,
     /// The future that awaits it, or `None` for a queued (reaped) request.
     future: Option<usize>,
+    /// When it times out, if it has a deadline.
+    deadline: Option<u64>,
 }
 
 /// A `Request` future, as the model sees it.
@@ -389,6 +402,7 @@ impl Model {
                 gone: false,
             },
             future,
+            deadline: None,
         });
         if source == 4 && !self.closed[4][0] {
             // The source wakes its queue with IN while the submitter holds
@@ -542,30 +556,53 @@ impl Model {
         }
     }
 
-    /// Cancels every armed request that `matches` (a deferred wakeup that
-    /// came first wins); the completions are one batch, whose order the
-    /// contract leaves open.
-    fn cancel_where(&mut self, matches: impl Fn(&Request) -> bool) -> usize {
+    /// Ends every armed request that `matches` with `outcome` (a deferred
+    /// wakeup that came first wins, and is not counted); the completions
+    /// are one batch, whose order the contract leaves open.
+    fn end_where(&mut self, matches: impl Fn(&Request) -> bool, outcome: Outcome) -> usize {
         let batches = self.completed.len();
-        let mut cancelled = 0;
+        let mut ended = 0;
         for index in 0..self.requests.len() {
             if !matches!(self.requests[index].state, State::Armed { .. })
                 || !matches(&self.requests[index])
             {
                 continue;
             }
-            if let Some(outcome) = self.deferred_outcome(index) {
-                self.complete(index, outcome);
+            if let Some(first) = self.deferred_outcome(index) {
+                self.complete(index, first);
             } else {
-                self.complete(index, Outcome::Cancelled);
-                cancelled += 1;
+                self.complete(index, outcome);
+                ended += 1;
             }
         }
         let batch: Vec<usize> = self.completed.drain(batches..).flatten().collect();
         if !batch.is_empty() {
             self.completed.push(batch);
         }
-        cancelled
+        ended
+    }
+
+    fn cancel_where(&mut self, matches: impl Fn(&Request) -> bool) -> usize {
+        self.end_where(matches, Outcome::Cancelled)
+    }
+
+    fn submit_with_deadline(
+        &mut self,
+        source: usize,
+        events: u16,
+        user_data: u64,
+        deadline: u64,
+    ) -> Result<usize, SubmitError> {
+        let index = self.submit(source, events, user_data)?;
+        self.requests[index].deadline = Some(deadline);
+        Ok(index)
+    }
+
+    fn expire(&mut self, now: u64) -> usize {
+        self.end_where(
+            |request| request.deadline.is_some_and(|deadline| deadline <= now),
+            Outcome::TimedOut,
+        )
     }
 
     fn run_deferred(&mut self) -> usize {
@@ -724,7 +761,7 @@ pub fn decode(data: &[u8]) -> Vec<Op> {
             let [kind, a, b, c] = [chunk[0], chunk[1], chunk[2], chunk[3]];
             let source = usize::from(a) % SOURCES;
             let events = u16::from_le_bytes([b, c]);
-            match kind % 15 {
+            match kind % 17 {
                 0 | 1 => Op::Submit {
                     source,
                     events,
@@ -767,6 +804,15 @@ pub fn decode(data: &[u8]) -> Vec<Op> {
                     user_data: u64::from(c),
                 },
                 13 => Op::CancelSource { source },
+                15 => Op::SubmitWithDeadline {
+                    source,
+                    events: u16::from(b),
+                    user_data: u64::from(c),
+                    deadline: u64::from(c % 8),
+                },
+                16 => Op::Expire {
+                    now: u64::from(b % 8),
+                },
                 14 => Op::Update {
                     nth: usize::from(a),
                     events: (b & 1 == 0).then_some(u16::from(c) | u16::from(b & 0x20) << 8),
@@ -909,6 +955,43 @@ pub fn run(ops: &[Op]) -> Result<Counts, String> {
             Op::FailTryLocks { count } => {
                 fail_next_try_locks(count);
                 model.failures = count;
+            }
+            Op::SubmitWithDeadline {
+                source,
+                events,
+                user_data,
+                deadline,
+            } => {
+                // The panicking source is checked one plain submit at a time.
+                let source = if source == PANICS { 1 } else { source };
+                let real = context.as_ref().submit_with_deadline(
+                    &devices[source],
+                    Events::from_bits_retain(events),
+                    user_data,
+                    deadline,
+                );
+                let expected = model.submit_with_deadline(source, events, user_data, deadline);
+                match (real, expected) {
+                    (Ok(handle), Ok(index)) => {
+                        counts.requests += 1;
+                        handles.insert(index, handle);
+                        order.push(index);
+                    }
+                    (Err(real), Err(expected)) => check!(real, expected, op),
+                    (real, expected) => {
+                        return Err(format!("{op:?}: real {real:?}, model {expected:?}"))
+                    }
+                }
+            }
+            Op::Expire { now } => {
+                check!(context.expire(now), model.expire(now), op);
+                let expected = model
+                    .requests
+                    .iter()
+                    .filter(|request| matches!(request.state, State::Armed { .. }))
+                    .filter_map(|request| request.deadline)
+                    .min();
+                check!(context.next_deadline(), expected, op);
             }
             Op::SubmitBatch { ref requests } => {
                 // The panicking source is checked one submit at a time above.
