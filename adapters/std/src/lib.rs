@@ -6,7 +6,8 @@
 //! [`get_events`](StdContext::get_events), and sources that behave exactly
 //! like their Linux namesakes: [`EventCounter`] (eventfd), [`pipe`] (pipe(7)),
 //! [`Timer`] (timerfd-like, one timer thread for all timers) and, on Linux,
-//! [`Fd`] (any file descriptor, notified by the `polling` crate).
+//! [`Fd`] (any file descriptor, its readiness edges collected from epoll by
+//! one poller thread).
 //!
 //! All of the request protocol (submit, wakeup, deferral, cancel,
 //! teardown) is the core's; this crate only keeps sources alive while the
@@ -34,13 +35,23 @@
 //! ## Who runs deferred completions
 //!
 //! A wakeup that cannot take the context's lock (another thread holds it),
-//! an unkeyed wakeup, or a closing queue hands its request to the core's
-//! deferred work. This crate runs that work in whichever thread reaps: every
-//! [`get_events`](StdContext::get_events) reaps, reaping runs pending
-//! deferred work first, and the core's [`Notify::deferred_work`] hook wakes a
-//! thread blocked in `get_events` so that it does so at once. Nobody calls a
-//! special function; if no thread is reaping, the work waits for the next
-//! one (a completion nobody reaps is seen by nobody).
+//! an unkeyed wakeup (a pipe end closing), or a closing queue hands its
+//! request to the core's deferred work, which re-polls the source. Linux
+//! runs that work from a kernel work queue at once; here each
+//! [`StdContext`] has a thread of its own for it (`aiopoll-deferred`, started
+//! with the context, parked while there is nothing to do, joined when the
+//! context is dropped). The core's [`Notify::deferred_work`] hook unparks it
+//! (it neither blocks nor allocates, as a hook must not) and also wakes a
+//! thread blocked in [`get_events`](StdContext::get_events); whichever
+//! takes the context lock first runs the work, and every reap runs pending
+//! work first too. So a deferred completion never waits for a reaper: it
+//! is queued a moment after the wakeup, whether or not anybody reaps.
+//!
+//! A [`cancel`](StdContext::cancel) that comes after such a wakeup but
+//! before its work ran runs that request's work first: the wakeup wins and
+//! the cancel reports `NotFound`, as in Linux. Keyed wakeups that find the
+//! lock free (every write to an [`EventCounter`] or [`pipe`], a [`Timer`]
+//! expiring, an [`Fd`] edge) complete requests inline, without any of this.
 //!
 //! [`Notify::deferred_work`]: aiopoll::Notify::deferred_work
 //!
@@ -51,7 +62,8 @@
 //!   [`Outcome::SourceGone`]. (A pipe end's drop also closes that end, which
 //!   the other end's requests see as `HUP` or `ERR`, as in Linux.)
 //! - Dropping a [`StdContext`] detaches its pending requests from their
-//!   queues and releases the sources it kept alive.
+//!   queues, releases the sources it kept alive, and ends its deferred-work
+//!   thread (the drop waits for it to exit).
 //! - The timer thread and the file-descriptor thread exit on their own when
 //!   no timer is armed and no [`Fd`] exists; no thread is left blocked.
 //!
