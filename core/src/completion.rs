@@ -40,22 +40,35 @@ impl Outcome {
     }
 }
 
-/// One entry of a context's completion queue: the request's user data and how
-/// it ended. Every submitted request produces exactly one.
+/// One entry of a context's completion queue: which request, its user data,
+/// and how it ended. Every one-shot request produces exactly one; a
+/// multishot request produces one per readiness (each with
+/// [`more`](Self::more) set) and then a final one.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Completion {
     /// The value given at submit (Linux aio's `aio_data`).
     pub user_data: u64,
-    /// How the request ended.
+    /// How the request ended (or, with `more`, what became ready).
     pub outcome: Outcome,
+    /// The request this completion belongs to: the handle its submit
+    /// returned (Linux aio's `io_event.obj`), so a caller can match the
+    /// completion to its request without a map.
+    pub handle: Handle,
+    /// More completions will follow: a multishot request that stays armed
+    /// (io_uring's `IORING_CQE_F_MORE`). Its handle stays valid (to cancel
+    /// it) until a completion without `more` arrives.
+    pub more: bool,
 }
 
 impl Completion {
-    /// A placeholder for initialising a reap buffer.
+    /// A placeholder for initialising a reap buffer (its handle names no
+    /// request).
     pub const EMPTY: Completion = Completion {
         user_data: 0,
         outcome: Outcome::Cancelled,
+        handle: Handle::NONE,
+        more: false,
     };
 }
 
@@ -81,6 +94,14 @@ pub struct Handle {
 }
 
 impl Handle {
+    /// A handle that names no request of any context (context identity 0
+    /// is never assigned).
+    pub(crate) const NONE: Handle = Handle {
+        context: 0,
+        slot: 0,
+        generation: 0,
+    };
+
     /// The request slot this handle refers to (for logs and tests).
     pub const fn slot(&self) -> u16 {
         self.slot

@@ -57,6 +57,8 @@ pub(crate) enum Verdict {
     Deferred,
     /// The request completed inline and its entry left the list.
     Completed,
+    /// A multishot request posted its readiness inline and stays queued.
+    Posted,
 }
 
 /// How many task wakers one pass of a wakeup (or of deferred work) may

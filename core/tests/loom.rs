@@ -548,3 +548,39 @@ fn deadline_vs_wakeup_vs_cancel() {
         }
     });
 }
+
+/// Issue 10, item 5: a multishot request's readiness is reaped while
+/// another wakeup posts: the second readiness is merged into the first or
+/// posted anew, never lost; the final completion comes once, last.
+#[test]
+fn multishot_reap_vs_wakeup() {
+    model(|| {
+        let device = Device::new(1);
+        let context = context();
+        let handle = context
+            .submit_multishot(device, Events::IN | Events::OUT, 1)
+            .unwrap();
+        device.raise(0, Events::IN);
+        let waker = thread::spawn(move || device.raise(0, Events::OUT));
+        let mut seen = reap_all(&context);
+        waker.join().unwrap();
+        context.run_deferred();
+        seen.extend(reap_all(&context));
+        let ready = seen.iter().fold(Events::empty(), |all, completion| {
+            assert!(completion.more, "{completion:?}");
+            assert_eq!(completion.handle, handle);
+            match completion.outcome {
+                Outcome::Ready(events) => all | events,
+                other => panic!("{other:?} before the final completion"),
+            }
+        });
+        assert_eq!(ready, Events::IN | Events::OUT, "a readiness was lost");
+        assert!(context.cancel(handle).is_ok());
+        let last = reap_all(&context);
+        assert_eq!(last.len(), 1);
+        assert!(!last[0].more);
+        assert_eq!(last[0].outcome, Outcome::Cancelled);
+        assert_eq!(context.in_use(), 0, "a slot leaked");
+        assert!(device.idle(), "a wait entry stayed queued");
+    });
+}

@@ -47,6 +47,13 @@ fn op() -> impl Strategy<Value = Op> {
             }
         ),
         1 => (0..8u64).prop_map(|now| Op::Expire { now }),
+        2 => (0..SOURCES, events(), 0..16u64).prop_map(|(source, events, user_data)| {
+            Op::SubmitMultishot {
+                source,
+                events,
+                user_data,
+            }
+        }),
         2 => (0..16usize, prop::option::of(events()), prop::option::of(0..16u64))
             .prop_map(|(nth, events, user_data)| Op::Update { nth, events, user_data }),
     ]

@@ -12,12 +12,19 @@ use aiopoll::{
 };
 use support::{fail_next_try_locks, try_lock_failures_left, Device, FaultLock};
 
+/// Reaps everything there is, as user data and outcome.
 fn reap_all<const N: usize, L: aiopoll::Locks, const W: usize, H: Notify>(
     context: &Context<'_, N, L, W, H>,
 ) -> Vec<Completion> {
     let mut out = vec![Completion::EMPTY; N + 1];
     let count = context.reap(&mut out);
     out.truncate(count);
+    // Compared by user data and outcome: the handle and `more` are checked
+    // by tests of their own (and by the core's reference-model harness).
+    for completion in &mut out {
+        completion.handle = Completion::EMPTY.handle;
+        completion.more = false;
+    }
     out
 }
 
@@ -34,7 +41,8 @@ fn ready_at_once_completes_at_submit() {
         reap_all(&context),
         [Completion {
             user_data: 7,
-            outcome: Outcome::Ready(Events::IN)
+            outcome: Outcome::Ready(Events::IN),
+            ..Completion::EMPTY
         }]
     );
     assert_eq!(context.stats().completed_at_submit, 1);
@@ -54,7 +62,8 @@ fn keyed_wakeup_completes_inline_with_key_and_requested() {
         reap_all(&context),
         [Completion {
             user_data: 1,
-            outcome: Outcome::Ready(Events::IN)
+            outcome: Outcome::Ready(Events::IN),
+            ..Completion::EMPTY
         }]
     );
     assert_eq!(context.stats().completed_by_wakeup, 1);
@@ -240,7 +249,8 @@ fn cancel_reports_in_progress_then_the_request_completes_cancelled() {
         reap_all(&context),
         [Completion {
             user_data: 5,
-            outcome: Outcome::Cancelled
+            outcome: Outcome::Cancelled,
+            ..Completion::EMPTY
         }]
     );
     assert_eq!(context.cancel(handle), Err(CancelError::NotFound));
@@ -367,7 +377,8 @@ fn a_reopened_queue_takes_requests_again_and_the_closed_ones_stay_completed() {
         reap_all(&context),
         [Completion {
             user_data: 1,
-            outcome: Outcome::SourceGone
+            outcome: Outcome::SourceGone,
+            ..Completion::EMPTY
         }]
     );
     // A new request waits on the reopened queue like on a new one.
@@ -472,7 +483,8 @@ fn dropping_a_queue_with_requests_completes_them_with_source_gone() {
         reap_all(&context),
         [Completion {
             user_data: 3,
-            outcome: Outcome::SourceGone
+            outcome: Outcome::SourceGone,
+            ..Completion::EMPTY
         }]
     );
 }
@@ -533,7 +545,8 @@ fn a_wakeup_that_deferred_on_a_failed_try_lock_wins_against_a_later_cancel() {
         reap_all(&context),
         [Completion {
             user_data: 1,
-            outcome: Outcome::Ready(Events::IN)
+            outcome: Outcome::Ready(Events::IN),
+            ..Completion::EMPTY
         }]
     );
     let stats = context.stats();
@@ -569,7 +582,8 @@ fn an_unkeyed_wakeup_of_a_ready_source_wins_against_a_later_cancel() {
         reap_all(&context),
         [Completion {
             user_data: 1,
-            outcome: Outcome::Ready(Events::HUP)
+            outcome: Outcome::Ready(Events::HUP),
+            ..Completion::EMPTY
         }]
     );
 }
@@ -737,7 +751,8 @@ fn cancel_source_cancels_queued_and_awaited_requests_on_it() {
         reap_all(&context),
         [Completion {
             user_data: 1,
-            outcome: Outcome::Cancelled
+            outcome: Outcome::Cancelled,
+            ..Completion::EMPTY
         }]
     );
     assert_eq!(other.queues[0].len(), 1);
@@ -761,7 +776,8 @@ fn update_changes_the_mask_and_user_data_of_a_pending_request() {
         reap_all(&context),
         [Completion {
             user_data: 9,
-            outcome: Outcome::Ready(Events::OUT)
+            outcome: Outcome::Ready(Events::OUT),
+            ..Completion::EMPTY
         }]
     );
     assert_eq!(
@@ -806,7 +822,8 @@ fn update_loses_to_a_wakeup_that_deferred_first_and_bad_masks_change_nothing() {
         reap_all(&context),
         [Completion {
             user_data: 1,
-            outcome: Outcome::Ready(Events::IN)
+            outcome: Outcome::Ready(Events::IN),
+            ..Completion::EMPTY
         }]
     );
 }
@@ -844,7 +861,8 @@ fn a_request_whose_deadline_passes_times_out_once() {
         reap_all(&context),
         [Completion {
             user_data: 2,
-            outcome: Outcome::TimedOut
+            outcome: Outcome::TimedOut,
+            ..Completion::EMPTY
         }]
     );
     assert_eq!(device.queues[0].len(), 2);
@@ -883,4 +901,128 @@ fn a_request_ready_at_submit_never_times_out_nor_arms_a_deadline() {
     assert!(context.hooks().0.lock().unwrap().is_empty());
     assert_eq!(context.expire(u64::MAX), 0);
     assert_eq!(reap_all(&context)[0].outcome, Outcome::Ready(Events::IN));
+}
+
+#[test]
+fn completions_carry_their_request_s_handle() {
+    let device = Device::new(1);
+    let context = pin!(Context::<'_, 4>::new());
+    let first = context.as_ref().submit(&device, Events::IN, 7).unwrap();
+    let second = context.as_ref().submit(&device, Events::IN, 7).unwrap();
+    device.raise(Events::IN);
+    let mut out = [Completion::EMPTY; 4];
+    assert_eq!(context.reap(&mut out), 2);
+    let mut handles = [out[0].handle, out[1].handle];
+    handles.sort_by_key(|handle| handle.slot());
+    assert_eq!(handles, [first, second]);
+    assert!(!out[0].more && !out[1].more);
+    // A reused slot's handle differs from the old one.
+    let third = context.as_ref().submit(&device, Events::OUT, 8).unwrap();
+    assert!(third != first && third != second);
+}
+
+#[test]
+fn a_multishot_request_posts_each_readiness_merges_unreaped_ones_and_ends_once() {
+    let device = Device::new(1);
+    let context = pin!(Context::<'_, 2>::new());
+    let handle = context
+        .as_ref()
+        .submit_multishot(&device, Events::IN | Events::OUT, 3)
+        .unwrap();
+    let mut out = [Completion::EMPTY; 4];
+    assert_eq!(device.raise(Events::IN), 1);
+    assert_eq!(context.reap(&mut out), 1);
+    assert_eq!(
+        (out[0].outcome, out[0].more, out[0].handle),
+        (Outcome::Ready(Events::IN), true, handle)
+    );
+    // Still armed, on its queue, holding its slot.
+    assert_eq!(device.queues[0].len(), 1);
+    assert_eq!(context.in_use(), 1);
+    // Two readiness before a reap: one completion, events OR'd.
+    device.set_ready(Events::empty());
+    device.raise(Events::IN);
+    device.raise(Events::OUT);
+    assert_eq!(context.completions(), 1);
+    // The final completion follows the readiness not reaped yet.
+    assert_eq!(context.cancel(handle), Ok(aiopoll::InProgress));
+    assert_eq!(context.reap(&mut out), 2);
+    assert_eq!(
+        (out[0].outcome, out[0].more),
+        (Outcome::Ready(Events::IN | Events::OUT), true)
+    );
+    assert_eq!((out[1].outcome, out[1].more), (Outcome::Cancelled, false));
+    assert_eq!(context.in_use(), 0);
+    assert!(device.queues[0].is_empty());
+    assert_eq!(context.cancel(handle), Err(CancelError::NotFound));
+}
+
+#[test]
+fn a_multishot_request_ready_at_submit_posts_and_stays_armed_until_its_queue_closes() {
+    let device = Device::new(2);
+    device.set_ready(Events::IN);
+    let context = pin!(Context::<'_, 2>::new());
+    context
+        .as_ref()
+        .submit_multishot(&device, Events::IN, 1)
+        .unwrap();
+    assert_eq!(device.queues[0].len(), 1);
+    assert_eq!(context.completions(), 1);
+    // On two queues its wakeups are posted inline all the same.
+    device.raise(Events::IN);
+    device.queues[1].close();
+    let mut out = [Completion::EMPTY; 4];
+    assert_eq!(context.reap(&mut out), 2);
+    assert_eq!(
+        (out[0].outcome, out[0].more),
+        (Outcome::Ready(Events::IN), true)
+    );
+    assert_eq!((out[1].outcome, out[1].more), (Outcome::SourceGone, false));
+    assert!(device.queues[0].is_empty());
+    assert_eq!(context.in_use(), 0);
+}
+
+#[test]
+fn submit_unchecked_with_and_reap_with_let_an_adapter_keep_something_per_request() {
+    let device = Device::new(1);
+    let context = pin!(Context::<'_, 2>::new());
+    let mut kept = [None; 2];
+    for user_data in [1, 2] {
+        // SAFETY: `device` outlives the context.
+        let handle = unsafe {
+            context.as_ref().submit_unchecked_with(
+                &device,
+                Events::IN,
+                user_data,
+                user_data == 2,
+                |handle| {
+                    kept[usize::from(handle.slot())] = Some(user_data);
+                },
+            )
+        }
+        .unwrap();
+        assert_eq!(kept[usize::from(handle.slot())], Some(user_data));
+    }
+    // A refused submit calls nothing.
+    // SAFETY: `device` outlives the context.
+    let refused = unsafe {
+        context
+            .as_ref()
+            .submit_unchecked_with(&device, Events::IN, 3, false, |_| panic!("refused"))
+    };
+    assert_eq!(refused, Err(SubmitError::Busy));
+    device.raise(Events::IN);
+    let mut seen = Vec::new();
+    let mut out = [Completion::EMPTY; 4];
+    let count = context.reap_with(&mut out, |completion| {
+        seen.push((completion.user_data, completion.more));
+        if !completion.more {
+            kept[usize::from(completion.handle.slot())] = None;
+        }
+    });
+    assert_eq!(count, 2);
+    seen.sort_unstable();
+    // The one-shot request ends; the multishot one posts and stays.
+    assert_eq!(seen, [(1, false), (2, true)]);
+    assert_eq!(kept.iter().flatten().copied().collect::<Vec<_>>(), [2]);
 }

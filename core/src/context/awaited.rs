@@ -59,8 +59,17 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         let mut freed = 0;
         let result = {
             let locked = Locked::lock(&this.lock);
-            let submitted =
-                this.submit_locked(&locked, source, events, 0, Delivery::Awaited, &mut task);
+            let submitted = this.submit_locked(
+                &locked,
+                NewRequest {
+                    source,
+                    events,
+                    user_data: 0,
+                    delivery: Delivery::Awaited,
+                    multishot: false,
+                },
+                &mut task,
+            );
             match submitted {
                 Err(SubmitError::Busy) => {
                     if let Some(task) = task.take() {
@@ -169,7 +178,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
             });
             match phase {
                 Some(Phase::Armed) => {
-                    if !self.run_deferred_slot(&locked, slot, &mut batch) {
+                    if self.run_deferred_slot(&locked, slot, &mut batch) != SlotWork::Completed {
                         self.with_state(&locked, |state| {
                             // T9 cancel.
                             transition!("T9 cancel", slot);

@@ -27,10 +27,13 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         let locked = Locked::lock(&this.lock);
         let submitted = this.submit_locked(
             &locked,
-            source,
-            events,
-            user_data,
-            Delivery::Queue,
+            NewRequest {
+                source,
+                events,
+                user_data,
+                delivery: Delivery::Queue,
+                multishot: false,
+            },
             &mut None,
         )?;
         if !submitted.completed {

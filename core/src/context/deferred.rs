@@ -57,7 +57,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                     more: true,
                 };
             }
-            if self.run_deferred_slot(locked, slot, batch) {
+            if self.run_deferred_slot(locked, slot, batch) != SlotWork::Idle {
                 completed += 1;
             }
         }
@@ -70,8 +70,8 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
 
     /// The deferred work of one slot, under the context lock: if a wakeup
     /// handed the request over (`PENDING`), either complete it (T7) or leave
-    /// it armed (T8). Returns whether it completed the request; an awaited
-    /// request's waker goes into `batch`, which must have room.
+    /// it armed (T8), or post a multishot request's readiness (T16). An
+    /// awaited request's waker goes into `batch`, which must have room.
     ///
     /// If the source's `poll` unwinds, the wakeup is not lost: `PENDING` is
     /// set again (and the caller's guard raises the deferred flag).
@@ -80,15 +80,15 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         locked: &Locked<'_, L::Context>,
         slot: usize,
         batch: &mut WakeBatch,
-    ) -> bool {
+    ) -> SlotWork {
         if self.words[slot].load(Ordering::Relaxed) & PENDING == 0 {
-            return false;
+            return SlotWork::Idle;
         }
         // Swap *before* re-polling: a wakeup from here on sets PENDING
         // again and is handled by the next run.
         let word = self.words[slot].swap(0, Ordering::AcqRel);
         if word & PENDING == 0 {
-            return false;
+            return SlotWork::Idle;
         }
         let armed = self.with_state(locked, |state| {
             let record = &state.slots[slot];
@@ -97,7 +97,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
             (record.phase == Phase::Armed).then_some((record.source, record.events))
         });
         let Some((source, events)) = armed else {
-            return false;
+            return SlotWork::Idle;
         };
         let outcome = if word & GONE != 0 {
             Some(Outcome::SourceGone)
@@ -114,6 +114,12 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
             (!ready.is_empty()).then_some(Outcome::Ready(ready))
         };
         self.with_state(locked, |state| match outcome {
+            Some(Outcome::Ready(ready)) if state.slots[slot].multishot => {
+                // T16: a multishot request posts its readiness and stays
+                // armed.
+                self.post(state, slot, ready);
+                SlotWork::Posted
+            }
             Some(outcome) => {
                 // T7 deferred work completes.
                 transition!("T7 deferred work completes", slot);
@@ -122,14 +128,14 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                 if let Some(waker) = self.complete(state, slot, outcome) {
                     batch.push(waker);
                 }
-                true
+                SlotWork::Completed
             }
             None => {
                 // T8 deferred work re-arms: the request never left its
                 // queues.
                 transition!("T8 deferred work re-arms", slot);
                 state.stats.spurious = state.stats.spurious.wrapping_add(1);
-                false
+                SlotWork::Idle
             }
         })
     }
@@ -164,6 +170,17 @@ impl Drop for RestoreWordOnUnwind<'_> {
             self.word.fetch_or(self.bits, Ordering::AcqRel);
         }
     }
+}
+
+/// What the deferred work of one slot did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum SlotWork {
+    /// Nothing was pending, or the re-poll found nothing ready (T8).
+    Idle,
+    /// A multishot request posted its readiness and stays armed (T16).
+    Posted,
+    /// The request completed (T7).
+    Completed,
 }
 
 /// What one pass of deferred work did.

@@ -92,6 +92,16 @@
 //!   `expire` from thread mode, a timer thread or its deferred-work
 //!   handler (never from an interrupt that may preempt the context lock's
 //!   holder), as [`Notify::deadline_armed`] asks.
+//! - **T16 multishot readiness**: `Armed → Armed`, for a request submitted
+//!   with [`Context::submit_multishot`]: where T3, T5 or T7 would complete
+//!   it with ready events, it *posts* them instead and stays armed and on
+//!   its queues (an inline wakeup posts even when the request sits on two
+//!   queues: no entry leaves). A post takes the slot's one place in the
+//!   completion queue, or merges into the readiness already there and not
+//!   reaped yet (events OR'd), so the queue never overflows. Reaping a post
+//!   gives a completion with `more` set and leaves the request armed; its
+//!   final completion (cancel, close, deadline) comes after any readiness
+//!   still unreaped, and frees the slot when reaped (T11).
 //! - **T13 awaited request taken**: `Completed → Free`, under the context
 //!   lock, for an awaited request: its future reads the outcome when polled,
 //!   or, when the future is dropped, T9 (after the slot's own deferred work,
@@ -118,7 +128,7 @@
 //! `wake` (the wake function: T5, T6, T10), `deferred` (T7, T8), `ring`
 //! (completing a request and reaping it, T11), `teardown` (leaving the wait
 //! queues, T12), `awaited` (the context's side of [`Request`](crate::Request)
-//! futures, T13), `slot_waiters` (futures waiting for a slot), `update` (T14), `deadline` (T15).
+//! futures, T13), `slot_waiters` (futures waiting for a slot), `update` (T14), `deadline` (T15); T16 is `ring::post`.
 //!
 //! ## Lock order
 //!
@@ -133,7 +143,8 @@
 //!    only take the completion out), and each runs under the context lock
 //!    and requires phase `Polling` (T3, the submitter's own) or `Armed` (the
 //!    others); each sets `Completed` before releasing the lock. So at most
-//!    one completion per submit.
+//!    one final completion per submit (a multishot request's T16 posts
+//!    are readiness, not completions: it keeps its slot until the final one).
 //! 2. Completing detaches every wait entry of the slot (each under its queue
 //!    lock) before the phase changes, and wakers reach a slot only through a
 //!    linked entry while holding that entry's queue lock: after completion no
@@ -187,10 +198,11 @@ mod update;
 mod wake;
 
 pub(crate) use awaited::Awaiting;
+use deferred::SlotWork;
 pub(crate) use slot_waiters::SlotWaiter;
 use slot_waiters::WaiterList;
 use slots::{Delivery, Phase, Slot, State, NO_DEADLINE};
-use submit::{checked_events, Submitted};
+use submit::{checked_events, NewRequest, Submitted};
 pub use submit::{BatchRefused, Submission};
 pub use update::{UpdateError, Updated};
 

@@ -9,6 +9,15 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
     /// Runs pending deferred work first, so completions that a wakeup had to
     /// defer are never stranded while someone reaps.
     pub fn reap(&self, out: &mut [Completion]) -> usize {
+        self.reap_with(out, |_| {})
+    }
+
+    /// [`reap`](Self::reap), calling `reaped` with each completion while
+    /// the context lock is still held: for an adapter that keeps something
+    /// per request (a source kept alive, say) and must let go of it before
+    /// the request's slot can be reused. `reaped` must not call into this
+    /// context (it would deadlock) and should not block.
+    pub fn reap_with(&self, out: &mut [Completion], mut reaped: impl FnMut(&Completion)) -> usize {
         loop {
             // Before the guard: tasks whose awaited requests the deferred
             // work completes are woken once the lock is released.
@@ -18,29 +27,59 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                 // Out of room for wakers: wake them unlocked, then go on.
                 continue;
             }
-            let count = self.with_state(&locked, |state| {
-                let mut count = 0;
+            let (count, freed) = self.with_state(&locked, |state| {
+                let (mut count, mut freed) = (0, 0);
+                let context = state.id;
                 for place in out.iter_mut() {
                     let Some(slot) = state.completed.pop_front() else {
                         break;
                     };
-                    let slot = usize::from(slot);
-                    let record = &state.slots[slot];
+                    let index = usize::from(slot);
+                    let record = &mut state.slots[index];
+                    let handle = Handle {
+                        context,
+                        slot,
+                        generation: record.generation,
+                    };
+                    count += 1;
+                    if !record.posted.is_empty() {
+                        // A multishot request's readiness: it stays armed
+                        // (or, if it has ended since, its final completion
+                        // follows: back in the queue, where this one was).
+                        transition!("T16 multishot readiness reaped", index);
+                        *place = Completion {
+                            user_data: record.user_data,
+                            outcome: Outcome::Ready(record.posted),
+                            handle,
+                            more: true,
+                        };
+                        record.posted = Events::empty();
+                        reaped(place);
+                        if state.slots[index].phase == Phase::Completed {
+                            // Cannot fail: this slot's place was just freed.
+                            let pushed = state.completed.push_back(slot);
+                            debug_assert!(pushed.is_ok());
+                        }
+                        continue;
+                    }
                     debug_assert_eq!(record.phase, Phase::Completed);
                     *place = Completion {
                         user_data: record.user_data,
                         outcome: record.outcome,
+                        handle,
+                        more: false,
                     };
+                    reaped(place);
                     // T11 reap: Completed → Free.
-                    transition!("T11 reap", slot);
-                    state.release(slot);
-                    count += 1;
+                    transition!("T11 reap", index);
+                    state.release(index);
+                    freed += 1;
                 }
                 state.stats.reaped = state.stats.reaped.wrapping_add(count as u32);
-                count
+                (count, freed)
             });
             drop(locked);
-            self.wake_slot_waiters(count);
+            self.wake_slot_waiters(freed);
             return count;
         }
     }
@@ -80,13 +119,38 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         record.source = None;
         match record.delivery {
             Delivery::Queue => {
-                // Cannot fail: the queue has one place per slot.
-                let pushed = state.completed.push_back(slot as u16);
-                debug_assert!(pushed.is_ok());
+                // A multishot request with readiness still unreaped is in
+                // the queue already: reaping that readiness puts it back
+                // for this final completion.
+                if record.posted.is_empty() {
+                    // Cannot fail: the queue has one place per slot.
+                    let pushed = state.completed.push_back(slot as u16);
+                    debug_assert!(pushed.is_ok());
+                }
                 self.hooks.completed();
                 None
             }
             Delivery::Awaited => record.waker.take(),
+        }
+    }
+
+    /// A multishot request's readiness (T16): it stays armed and on its
+    /// queues; the readiness goes into the completion queue, or merges into
+    /// the readiness already there and not reaped yet (one place per slot,
+    /// so nothing is dropped and the queue never overflows). The caller
+    /// holds the context lock and has checked the phase (`Armed`).
+    pub(super) fn post(&self, state: &mut State<'s, L::Queue, N>, slot: usize, ready: Events) {
+        transition!("T16 multishot readiness posted", slot);
+        let record = &mut state.slots[slot];
+        debug_assert!(record.multishot && record.phase == Phase::Armed);
+        if record.posted.is_empty() {
+            record.posted = ready;
+            // Cannot fail: the queue has one place per slot.
+            let pushed = state.completed.push_back(slot as u16);
+            debug_assert!(pushed.is_ok());
+            self.hooks.completed();
+        } else {
+            record.posted |= ready;
         }
     }
 }

@@ -32,6 +32,11 @@ pub(super) struct Slot<'s, Q: lock_api::RawMutex> {
     pub(super) events: Events,
     pub(super) source: Option<&'s dyn Source<Q>>,
     pub(super) outcome: Outcome,
+    /// A multishot request: it stays armed after each readiness it posts.
+    pub(super) multishot: bool,
+    /// A multishot request's readiness posted to the completion queue and
+    /// not reaped yet (empty: none); later readiness merges into it.
+    pub(super) posted: Events,
     /// When the request times out (in the adapter's clock ticks), or
     /// [`NO_DEADLINE`].
     pub(super) deadline: u64,
@@ -50,6 +55,8 @@ impl<Q: lock_api::RawMutex> Slot<'_, Q> {
         events: Events::empty(),
         source: None,
         outcome: Outcome::Cancelled,
+        multishot: false,
+        posted: Events::empty(),
         deadline: NO_DEADLINE,
     };
 }
@@ -109,6 +116,8 @@ impl<Q: lock_api::RawMutex, const N: usize> State<'_, Q, N> {
         state.phase = Phase::Free;
         state.source = None;
         state.deadline = NO_DEADLINE;
+        state.multishot = false;
+        debug_assert!(state.posted.is_empty());
         // `finish` took an awaited request's waker out (to be called or
         // dropped once the lock is released, never under it).
         debug_assert!(state.waker.is_none());

@@ -55,10 +55,109 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         let locked = Locked::lock(&this.lock);
         let submitted = this.submit_locked(
             &locked,
-            source,
-            events,
-            user_data,
-            Delivery::Queue,
+            NewRequest {
+                source,
+                events,
+                user_data,
+                delivery: Delivery::Queue,
+                multishot: false,
+            },
+            &mut None,
+        )?;
+        Ok(submitted.handle)
+    }
+
+    /// [`submit_unchecked`](Self::submit_unchecked) (or, with `multishot`,
+    /// [`submit_multishot_unchecked`](Self::submit_multishot_unchecked))
+    /// that calls `accepted` with the request's handle while the context
+    /// lock is still held, before any reaper can see the request: for an
+    /// adapter that keeps something per request (the source it keeps
+    /// alive) and lets go of it in [`reap_with`](Self::reap_with). A
+    /// refused submit does not call it. `accepted` must not call into this
+    /// context (it would deadlock) and should not block.
+    ///
+    /// # Safety
+    /// As [`submit_unchecked`](Self::submit_unchecked).
+    ///
+    /// # Errors
+    /// As [`submit`](Self::submit).
+    pub unsafe fn submit_unchecked_with(
+        self: Pin<&Self>,
+        source: &dyn Source<L::Queue>,
+        events: Events,
+        user_data: u64,
+        multishot: bool,
+        accepted: impl FnOnce(Handle),
+    ) -> Result<Handle, SubmitError> {
+        let this = self.get_ref();
+        let events = checked_events(events)?;
+        // SAFETY: the caller promises `source` outlives its request.
+        let source: &'s dyn Source<L::Queue> = unsafe { core::mem::transmute(source) };
+        let locked = Locked::lock(&this.lock);
+        let submitted = this.submit_locked(
+            &locked,
+            NewRequest {
+                source,
+                events,
+                user_data,
+                delivery: Delivery::Queue,
+                multishot,
+            },
+            &mut None,
+        )?;
+        accepted(submitted.handle);
+        Ok(submitted.handle)
+    }
+
+    /// Submits a multishot poll request (io_uring's
+    /// `IORING_POLL_ADD_MULTI`): it stays armed after each readiness and
+    /// posts one completion per readiness, with [`Completion::more`] set.
+    /// It keeps the one completion place its slot reserves: readiness that
+    /// arrives while its previous completion is not reaped yet merges into
+    /// that completion (events OR'd; nothing lost, nothing dropped, the
+    /// queue never overflows). Cancel, a closing queue or a deadline posts
+    /// its final completion, without `more`; only then is its slot freed.
+    ///
+    /// # Errors
+    /// As [`submit`](Self::submit).
+    pub fn submit_multishot(
+        self: Pin<&Self>,
+        source: &'s dyn Source<L::Queue>,
+        events: Events,
+        user_data: u64,
+    ) -> Result<Handle, SubmitError> {
+        // SAFETY: `source` and every queue it registers on are borrowed for
+        // `'s`, which outlives this context.
+        unsafe { self.submit_multishot_unchecked(source, events, user_data) }
+    }
+
+    /// [`submit_multishot`](Self::submit_multishot) for adapters whose
+    /// sources are kept alive by other means than a borrow.
+    ///
+    /// # Safety
+    /// As [`submit_unchecked`](Self::submit_unchecked): until the request's
+    /// final completion (the one without `more`) has been reaped, or the
+    /// context has been dropped.
+    pub unsafe fn submit_multishot_unchecked(
+        self: Pin<&Self>,
+        source: &dyn Source<L::Queue>,
+        events: Events,
+        user_data: u64,
+    ) -> Result<Handle, SubmitError> {
+        let this = self.get_ref();
+        let events = checked_events(events)?;
+        // SAFETY: the caller promises `source` outlives its request.
+        let source: &'s dyn Source<L::Queue> = unsafe { core::mem::transmute(source) };
+        let locked = Locked::lock(&this.lock);
+        let submitted = this.submit_locked(
+            &locked,
+            NewRequest {
+                source,
+                events,
+                user_data,
+                delivery: Delivery::Queue,
+                multishot: true,
+            },
             &mut None,
         )?;
         Ok(submitted.handle)
@@ -71,13 +170,17 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
     pub(super) fn submit_locked(
         &self,
         locked: &Locked<'_, L::Context>,
-        source: &'s dyn Source<L::Queue>,
-        events: Events,
-        user_data: u64,
-        delivery: Delivery,
+        request: NewRequest<'s, L::Queue>,
         waker: &mut Option<Waker>,
     ) -> Result<Submitted, SubmitError> {
         let this = self;
+        let NewRequest {
+            source,
+            events,
+            user_data,
+            delivery,
+            multishot,
+        } = request;
         // T1 submit: Free → Polling.
         let slot = this
             .with_state(locked, |state| {
@@ -88,6 +191,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                 record.events = events;
                 record.source = Some(source);
                 record.delivery = delivery;
+                record.multishot = multishot;
                 Some(slot)
             })
             .ok_or(SubmitError::Busy)?;
@@ -143,6 +247,17 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
             let generation = state.slots[slot].generation;
             let context = state.id();
             state.stats.submitted = state.stats.submitted.wrapping_add(1);
+            // A multishot request that is ready at once posts that readiness
+            // (T16) and arms; its final completion follows only if a queue
+            // it registered on is closed already.
+            let outcome = match outcome {
+                Some(Outcome::Ready(ready)) if multishot => {
+                    state.slots[slot].phase = Phase::Armed;
+                    this.post(state, slot, ready);
+                    closed.then_some(Outcome::SourceGone)
+                }
+                other => other,
+            };
             match outcome {
                 Some(outcome) => {
                     // T3 submit completes ("steals" the request back).
@@ -253,7 +368,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         // A wakeup that reached the request before this cancel took the lock
         // but had to defer wins: run its work now (T7 or T8), so the outcome
         // does not depend on when the deferred work would have run.
-        if self.run_deferred_slot(&locked, slot, &mut batch) {
+        if self.run_deferred_slot(&locked, slot, &mut batch) == SlotWork::Completed {
             return Err(CancelError::NotFound);
         }
         self.with_state(&locked, |state| {
@@ -318,7 +433,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                     let record = &state.slots[slot];
                     record.phase == Phase::Armed && matches(record)
                 });
-                if hit && !self.run_deferred_slot(&locked, slot, &mut batch) {
+                if hit && self.run_deferred_slot(&locked, slot, &mut batch) != SlotWork::Completed {
                     self.with_state(&locked, |state| {
                         if outcome == Outcome::TimedOut {
                             // T15 deadline passes.
@@ -383,6 +498,16 @@ impl core::fmt::Display for BatchRefused {
 }
 
 impl core::error::Error for BatchRefused {}
+
+/// What [`Context::submit_locked`] is asked to submit.
+pub(super) struct NewRequest<'s, Q: lock_api::RawMutex> {
+    pub(super) source: &'s dyn Source<Q>,
+    /// Already checked, with ERR and HUP added.
+    pub(super) events: Events,
+    pub(super) user_data: u64,
+    pub(super) delivery: Delivery,
+    pub(super) multishot: bool,
+}
 
 /// What [`Context::submit_locked`] accepted.
 pub(super) struct Submitted {

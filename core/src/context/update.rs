@@ -10,7 +10,10 @@ pub enum Updated {
     /// Updated; it still waits (for its new events, with its new user data).
     Waiting,
     /// Updated, and its new events were ready at once: it completed, and
-    /// its completion (with the new user data) is in the queue.
+    /// its completion (with the new user data) is in the queue. (A
+    /// multishot request posts that readiness and stays [`Waiting`].)
+    ///
+    /// [`Waiting`]: Updated::Waiting
     Completed,
 }
 
@@ -89,7 +92,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                 && record.phase == Phase::Armed
                 && record.delivery == Delivery::Queue
         });
-        if !found || self.run_deferred_slot(&locked, slot, &mut batch) {
+        if !found || self.run_deferred_slot(&locked, slot, &mut batch) == SlotWork::Completed {
             return Err(UpdateError::NotFound);
         }
         // T14 update.
@@ -128,12 +131,17 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         if ready.is_empty() {
             return Ok(Updated::Waiting);
         }
-        self.with_state(&locked, |state| {
+        Ok(self.with_state(&locked, |state| {
+            if state.slots[slot].multishot {
+                // T16: a multishot request posts it and keeps waiting.
+                self.post(state, slot, ready);
+                return Updated::Waiting;
+            }
             // T14 update completes: the new mask is ready.
             transition!("T14 update completes", slot);
             let no_waker = self.complete(state, slot, Outcome::Ready(ready));
             debug_assert!(no_waker.is_none());
-        });
-        Ok(Updated::Completed)
+            Updated::Completed
+        }))
     }
 }

@@ -60,17 +60,29 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
             Wake::SourceGone => Outcome::SourceGone,
         };
         if let Some(locked) = Locked::try_lock(&this.lock) {
-            let completed = this.with_state(&locked, |state| {
+            let verdict = this.with_state(&locked, |state| {
                 // A linked entry's slot is Polling or Armed; Polling only
                 // while submit holds the lock, which we now hold.
                 let record = &state.slots[slot];
-                if record.phase != Phase::Armed || !this.sole_link(slot, entry) {
-                    return false;
+                if record.phase != Phase::Armed {
+                    return None;
+                }
+                if let (true, Outcome::Ready(ready)) = (record.multishot, outcome) {
+                    // T16 multishot readiness posted inline: the request
+                    // stays armed and on every queue. (Nothing to defer
+                    // for a second queue: no entry leaves.)
+                    this.post(state, slot, ready);
+                    state.stats.completed_by_wakeup =
+                        state.stats.completed_by_wakeup.wrapping_add(1);
+                    return Some(Verdict::Posted);
+                }
+                if !this.sole_link(slot, entry) {
+                    return None;
                 }
                 // An awaited request's task is woken after the queue lock is
                 // released; with no room left for its waker, defer.
                 if record.delivery == Delivery::Awaited && !batch.has_room() {
-                    return false;
+                    return None;
                 }
                 transition!("T5 inline wakeup", slot);
                 // T5 inline wakeup (T10 inline for a closing queue):
@@ -83,10 +95,10 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                 if let Some(waker) = this.finish(state, slot, outcome) {
                     batch.push(waker);
                 }
-                true
+                Some(Verdict::Completed)
             });
-            if completed {
-                return Verdict::Completed;
+            if let Some(verdict) = verdict {
+                return verdict;
             }
         }
         // T6 deferral (T10 deferred for a closing queue: set GONE, then

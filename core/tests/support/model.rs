@@ -72,6 +72,12 @@ pub enum Op {
     FailTryLocks {
         count: u32,
     },
+    /// Submits a multishot request.
+    SubmitMultishot {
+        source: usize,
+        events: u16,
+        user_data: u64,
+    },
     /// Submits with a deadline.
     SubmitWithDeadline {
         source: usize,
@@ -160,6 +166,10 @@ struct Request {
     future: Option<usize>,
     /// When it times out, if it has a deadline.
     deadline: Option<u64>,
+    /// A multishot request (stays armed after each readiness).
+    multishot: bool,
+    /// Its readiness posted and not reaped yet (empty: none).
+    posted: Events,
 }
 
 /// A `Request` future, as the model sees it.
@@ -200,6 +210,8 @@ pub struct Model {
     /// Scheduled try-lock failures left.
     failures: u32,
     futures: Vec<FutureModel>,
+    /// The next submit is a multishot one.
+    multishot_next: bool,
     /// Futures waiting for a slot, oldest first.
     slot_waiters: std::collections::VecDeque<usize>,
 }
@@ -219,8 +231,45 @@ impl Model {
     fn complete(&mut self, index: usize, outcome: Outcome) {
         self.requests[index].state = State::Completed(outcome);
         match self.requests[index].future {
+            // A multishot request with readiness unreaped is queued already.
+            None if !self.requests[index].posted.is_empty() => {}
             None => self.completed.push(vec![index]),
             Some(future) => self.futures[future].wakes += 1,
+        }
+    }
+
+    /// A multishot request's readiness: queued once, merged after.
+    fn post(&mut self, index: usize, ready: Events) {
+        let request = &mut self.requests[index];
+        if request.posted.is_empty() {
+            request.posted = ready;
+            self.completed.push(vec![index]);
+        } else {
+            request.posted |= ready;
+        }
+    }
+
+    /// What a wakeup that is ready does: a multishot request posts, any
+    /// other completes. Returns whether the request completed.
+    fn ready(&mut self, index: usize, outcome: Outcome) -> bool {
+        match outcome {
+            Outcome::Ready(ready) if self.requests[index].multishot => {
+                self.post(index, ready);
+                false
+            }
+            outcome => {
+                self.complete(index, outcome);
+                true
+            }
+        }
+    }
+
+    /// Runs the request's own deferred work first (as cancel, update,
+    /// expire and a dropped future do); returns whether it completed it.
+    fn deferred_first(&mut self, index: usize) -> bool {
+        match self.deferred_outcome(index) {
+            Some(outcome) => self.ready(index, outcome),
+            None => false,
         }
     }
 
@@ -403,6 +452,8 @@ impl Model {
             },
             future,
             deadline: None,
+            multishot: self.multishot_next,
+            posted: Events::empty(),
         });
         if source == 4 && !self.closed[4][0] {
             // The source wakes its queue with IN while the submitter holds
@@ -432,6 +483,13 @@ impl Model {
             None
         };
         match (at_submit, future) {
+            (Some(Outcome::Ready(ready)), None) if self.multishot_next => {
+                // Posted at once; it ends now only if a queue was closed.
+                self.post(index, ready);
+                if any_closed {
+                    self.complete(index, Outcome::SourceGone);
+                }
+            }
             (Some(outcome), None) => self.complete(index, outcome),
             // The future takes it at once; its task is not woken.
             (Some(outcome), Some(_)) => self.requests[index].state = State::Completed(outcome),
@@ -459,9 +517,10 @@ impl Model {
             } else if key.intersects(request.events) {
                 woken += 1;
                 let sole = linked.len() == 1;
-                let outcome = Outcome::Ready(key & request.events);
-                if self.try_lock() && sole {
-                    self.complete(index, outcome);
+                let multishot = request.multishot;
+                let ready = key & request.events;
+                if self.try_lock() && (sole || multishot) {
+                    self.ready(index, Outcome::Ready(ready));
                 } else if let State::Armed { pending, .. } = &mut self.requests[index].state {
                     *pending = true;
                 }
@@ -504,8 +563,7 @@ impl Model {
     fn cancel(&mut self, index: usize) -> Result<(), CancelError> {
         // A wakeup handed to deferred work before the cancel wins: cancel
         // runs that request's work first (T7 or T8).
-        if let Some(outcome) = self.deferred_outcome(index) {
-            self.complete(index, outcome);
+        if self.deferred_first(index) {
             return Err(CancelError::NotFound);
         }
         match self.requests[index].state {
@@ -532,8 +590,7 @@ impl Model {
                 });
             }
         }
-        if let Some(outcome) = self.deferred_outcome(index) {
-            self.complete(index, outcome);
+        if self.deferred_first(index) {
             return Err(UpdateError::NotFound);
         }
         if !matches!(self.requests[index].state, State::Armed { .. }) {
@@ -550,9 +607,11 @@ impl Model {
         let ready = self.ready[request.source] & request.events;
         if ready.is_empty() {
             Ok(Updated::Waiting)
-        } else {
-            self.complete(index, Outcome::Ready(ready));
+        } else if self.ready(index, Outcome::Ready(ready)) {
             Ok(Updated::Completed)
+        } else {
+            // A multishot request posted it and keeps waiting.
+            Ok(Updated::Waiting)
         }
     }
 
@@ -568,9 +627,7 @@ impl Model {
             {
                 continue;
             }
-            if let Some(first) = self.deferred_outcome(index) {
-                self.complete(index, first);
-            } else {
+            if !self.deferred_first(index) {
                 self.complete(index, outcome);
                 ended += 1;
             }
@@ -584,6 +641,18 @@ impl Model {
 
     fn cancel_where(&mut self, matches: impl Fn(&Request) -> bool) -> usize {
         self.end_where(matches, Outcome::Cancelled)
+    }
+
+    fn submit_multishot(
+        &mut self,
+        source: usize,
+        events: u16,
+        user_data: u64,
+    ) -> Result<usize, SubmitError> {
+        self.multishot_next = true;
+        let submitted = self.submit(source, events, user_data);
+        self.multishot_next = false;
+        submitted
     }
 
     fn submit_with_deadline(
@@ -634,7 +703,7 @@ impl Model {
                 (!ready.is_empty()).then_some(Outcome::Ready(ready))
             };
             if let Some(outcome) = outcome {
-                self.complete(index, outcome);
+                self.ready(index, outcome);
                 completed += 1;
             }
         }
@@ -642,23 +711,35 @@ impl Model {
     }
 
     /// Checks a real reap of at most `max` against the model: the same
-    /// number, oldest batch first, any order within a batch; then forgets
-    /// what was reaped.
-    fn reap(&mut self, max: usize, real: &[Completion]) -> Result<(), String> {
+    /// completions, oldest batch first, any order within a batch (a
+    /// multishot request's readiness, then, if it has ended, its final
+    /// completion at the back); then forgets what was reaped.
+    ///
+    /// `handle_of` gives the handle the real submit returned for a request:
+    /// a completion must carry its request's handle.
+    fn reap(
+        &mut self,
+        max: usize,
+        real: &[Completion],
+        handle_of: impl Fn(usize) -> Option<Handle>,
+    ) -> Result<(), String> {
         self.run_deferred();
-        let expected = max.min(self.completions());
-        if real.len() != expected {
-            return Err(format!(
-                "reaped {} completions, model has {expected} to give",
-                real.len()
-            ));
-        }
         for completion in real {
+            if self.completed.is_empty() {
+                return Err(format!(
+                    "reaped {completion:?}, the model has nothing to give"
+                ));
+            }
             let batch = &mut self.completed[0];
             let Some(position) = batch.iter().position(|&index| {
                 let request = &self.requests[index];
                 request.user_data == completion.user_data
-                    && request.state == State::Completed(completion.outcome)
+                    && handle_of(index) == Some(completion.handle)
+                    && if request.posted.is_empty() {
+                        !completion.more && request.state == State::Completed(completion.outcome)
+                    } else {
+                        completion.more && completion.outcome == Outcome::Ready(request.posted)
+                    }
             }) else {
                 let batch: Vec<_> = batch.iter().map(|&index| &self.requests[index]).collect();
                 return Err(format!(
@@ -669,8 +750,23 @@ impl Model {
             if batch.is_empty() {
                 self.completed.remove(0);
             }
-            self.requests[index].state = State::Dropped;
-            self.free_slot();
+            let request = &mut self.requests[index];
+            if request.posted.is_empty() {
+                request.state = State::Dropped;
+                self.free_slot();
+            } else {
+                request.posted = Events::empty();
+                if matches!(request.state, State::Completed(_)) {
+                    self.completed.push(vec![index]);
+                }
+            }
+        }
+        if real.len() < max && self.completions() > 0 {
+            return Err(format!(
+                "reaped {} completions with room for {max}, the model has {} more",
+                real.len(),
+                self.completions()
+            ));
         }
         Ok(())
     }
@@ -761,7 +857,7 @@ pub fn decode(data: &[u8]) -> Vec<Op> {
             let [kind, a, b, c] = [chunk[0], chunk[1], chunk[2], chunk[3]];
             let source = usize::from(a) % SOURCES;
             let events = u16::from_le_bytes([b, c]);
-            match kind % 17 {
+            match kind % 18 {
                 0 | 1 => Op::Submit {
                     source,
                     events,
@@ -809,6 +905,11 @@ pub fn decode(data: &[u8]) -> Vec<Op> {
                     events: u16::from(b),
                     user_data: u64::from(c),
                     deadline: u64::from(c % 8),
+                },
+                17 => Op::SubmitMultishot {
+                    source,
+                    events: u16::from(b),
+                    user_data: u64::from(c),
                 },
                 16 => Op::Expire {
                     now: u64::from(b % 8),
@@ -945,7 +1046,7 @@ pub fn run(ops: &[Op]) -> Result<Counts, String> {
                 let mut out = vec![Completion::EMPTY; max];
                 let count = context.reap(&mut out);
                 model
-                    .reap(max, &out[..count])
+                    .reap(max, &out[..count], |index| handles.get(&index).copied())
                     .map_err(|error| format!("{op:?}: {error}"))?;
                 counts.reaped(&out[..count]);
             }
@@ -955,6 +1056,30 @@ pub fn run(ops: &[Op]) -> Result<Counts, String> {
             Op::FailTryLocks { count } => {
                 fail_next_try_locks(count);
                 model.failures = count;
+            }
+            Op::SubmitMultishot {
+                source,
+                events,
+                user_data,
+            } => {
+                // The panicking source is checked one plain submit at a time.
+                let source = if source == PANICS { 1 } else { source };
+                let real = context.as_ref().submit_multishot(
+                    &devices[source],
+                    Events::from_bits_retain(events),
+                    user_data,
+                );
+                match (real, model.submit_multishot(source, events, user_data)) {
+                    (Ok(handle), Ok(index)) => {
+                        counts.requests += 1;
+                        handles.insert(index, handle);
+                        order.push(index);
+                    }
+                    (Err(real), Err(expected)) => check!(real, expected, op),
+                    (real, expected) => {
+                        return Err(format!("{op:?}: real {real:?}, model {expected:?}"))
+                    }
+                }
             }
             Op::SubmitWithDeadline {
                 source,
@@ -1157,10 +1282,13 @@ pub fn run(ops: &[Op]) -> Result<Counts, String> {
         let real = context.cancel(handles[&index]).map(|_| ());
         check!(real, model.cancel(index), "final cancel");
     }
-    let mut out = [Completion::EMPTY; SLOTS];
+    // Room for every slot's multishot readiness and final completion.
+    let mut out = [Completion::EMPTY; 2 * SLOTS];
     let count = context.reap(&mut out);
     model
-        .reap(SLOTS, &out[..count])
+        .reap(2 * SLOTS, &out[..count], |index| {
+            handles.get(&index).copied()
+        })
         .map_err(|error| format!("final reap: {error}"))?;
     counts.reaped(&out[..count]);
     counts.deferred += u64::from(context.stats().completed_by_deferred_work);
@@ -1174,8 +1302,10 @@ pub fn run(ops: &[Op]) -> Result<Counts, String> {
 }
 
 impl Counts {
+    /// Counts the final completions (a multishot request's readiness is
+    /// not one: each request has exactly one final completion).
     fn reaped(&mut self, completions: &[Completion]) {
-        self.completions += completions.len() as u64;
+        self.completions += completions.iter().filter(|c| !c.more).count() as u64;
         self.cancelled += completions
             .iter()
             .filter(|c| c.outcome == Outcome::Cancelled)
