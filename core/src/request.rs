@@ -57,6 +57,8 @@ pub struct Request<'c, 's, const N: usize, L: Locks, const W: usize, H: Notify> 
     context: Pin<&'c Context<'s, N, L, W, H>>,
     source: &'s dyn Source<L::Queue>,
     events: Events,
+    /// When the request times out (`u64::MAX`: never).
+    deadline: u64,
     state: RequestState,
     /// Linked on the context's slot waiters while every slot is in use.
     waiter: SlotWaiter,
@@ -135,6 +137,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
             context: self,
             source,
             events,
+            deadline: u64::MAX,
             state: RequestState::Unsubmitted,
             waiter: SlotWaiter::new(),
         }
@@ -160,6 +163,16 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
 }
 
 impl<const N: usize, L: Locks, const W: usize, H: Notify> Request<'_, '_, N, L, W, H> {
+    /// Gives the request a deadline, in the ticks of the clock the adapter
+    /// passes to [`Context::expire`]: the future resolves with
+    /// [`Outcome::TimedOut`] if nothing asked for is ready by then (see
+    /// [`Context::submit_with_deadline`]). For a timeout measured by a
+    /// timer of the executor's, dropping the future does the same.
+    pub fn deadline(mut self, deadline: u64) -> Self {
+        self.deadline = deadline.min(u64::MAX - 1);
+        self
+    }
+
     /// Whether the future has resolved (polling it again returns
     /// `Poll::Pending` for ever).
     pub fn is_resolved(&self) -> bool {
@@ -188,6 +201,7 @@ impl<const N: usize, L: Locks, const W: usize, H: Notify> Future for Request<'_,
                         this.events,
                         &this.waiter,
                         was_waiting,
+                        this.deadline,
                         cx.waker(),
                     )
                 };

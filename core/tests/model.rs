@@ -31,7 +31,9 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::RunDeferred),
         1 => Just(Op::DropContext),
         2 => (0..4u32).prop_map(|count| Op::FailTryLocks { count }),
-        2 => (0..SOURCES, events()).prop_map(|(source, events)| Op::AwaitNew { source, events }),
+        2 => (0..SOURCES, events(), prop::option::of(0..8u64)).prop_map(
+            |(source, events, deadline)| Op::AwaitNew { source, events, deadline }
+        ),
         4 => (0..16usize).prop_map(|nth| Op::AwaitPoll { nth }),
         1 => (0..16usize).prop_map(|nth| Op::AwaitDrop { nth }),
         1 => prop::collection::vec((0..SOURCES, events(), 0..16u64), 0..4)

@@ -451,3 +451,23 @@ fn a_waker_that_reenters_aiopoll_never_runs_under_its_locks() {
         Poll::Ready(Ok(Outcome::SourceGone))
     );
 }
+
+#[test]
+fn an_awaited_request_with_a_deadline_times_out_and_wakes_its_task() {
+    let device = Device::new(1);
+    let context = pin!(Context::<'_, 2>::new());
+    let task = Task::new();
+    let mut request = pin!(context.as_ref().request(&device, Events::IN).deadline(5));
+    assert_eq!(task.poll(request.as_mut()), Poll::Pending);
+    assert_eq!(context.next_deadline(), Some(5));
+    assert_eq!(context.expire(4), 0);
+    assert_eq!(task.wakes(), 0);
+    assert_eq!(context.expire(5), 1);
+    assert_eq!(task.wakes(), 1);
+    assert_eq!(
+        task.poll(request.as_mut()),
+        Poll::Ready(Ok(Outcome::TimedOut))
+    );
+    assert_eq!(context.in_use(), 0);
+    assert!(device.queues[0].is_empty());
+}

@@ -28,7 +28,7 @@ pub(crate) enum Awaiting {
 
 impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, W, H> {
     /// Submits an awaited request for `events` on `source`, whose task is
-    /// `waker`; when every slot is in use, links `waiter` to be woken when
+    /// `waker`, with `deadline` (`NO_DEADLINE`: none); when every slot is in use, links `waiter` to be woken when
     /// one frees. A `waiter` that was linked or notified before
     /// (`was_waiting`: the future found the context full earlier) is settled:
     /// it keeps its place when the context is still full, leaves the list
@@ -46,6 +46,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         events: Events,
         waiter: &SlotWaiter,
         was_waiting: bool,
+        deadline: u64,
         waker: &Waker,
     ) -> Result<Awaiting, SubmitError> {
         let this = self.get_ref();
@@ -94,10 +95,18 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                         Ok(Submitted {
                             handle,
                             completed: false,
-                        }) => Ok(Awaiting::Pending {
-                            slot: handle.slot,
-                            generation: handle.generation,
-                        }),
+                        }) => {
+                            if deadline != NO_DEADLINE {
+                                this.with_state(&locked, |state| {
+                                    state.slots[usize::from(handle.slot)].deadline = deadline;
+                                });
+                                this.hooks.deadline_armed(deadline);
+                            }
+                            Ok(Awaiting::Pending {
+                                slot: handle.slot,
+                                generation: handle.generation,
+                            })
+                        }
                         Ok(Submitted {
                             handle,
                             completed: true,

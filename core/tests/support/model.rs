@@ -111,6 +111,7 @@ pub enum Op {
     AwaitNew {
         source: usize,
         events: u16,
+        deadline: Option<u64>,
     },
     /// Polls the `nth` future made so far (a no-op once it is dropped).
     AwaitPoll {
@@ -190,6 +191,7 @@ enum FutureState {
 struct FutureModel {
     source: usize,
     events: u16,
+    deadline: Option<u64>,
     state: FutureState,
     /// How many times its task has been woken.
     wakes: usize,
@@ -314,6 +316,7 @@ impl Model {
         let FutureModel {
             source,
             events,
+            deadline,
             ref state,
             ..
         } = self.futures[future];
@@ -339,6 +342,7 @@ impl Model {
                                     self.futures[future].state = FutureState::Resolved;
                                     Poll::Ready(Ok(outcome))
                                 } else {
+                                    self.requests[index].deadline = deadline;
                                     self.futures[future].state = FutureState::Submitted(index);
                                     Poll::Pending
                                 }
@@ -883,7 +887,11 @@ pub fn decode(data: &[u8]) -> Vec<Op> {
                 6 => Op::Reap {
                     max: usize::from(a) % 6,
                 },
-                8 => Op::AwaitNew { source, events },
+                8 => Op::AwaitNew {
+                    source,
+                    events,
+                    deadline: (c & 0x40 != 0).then_some(u64::from(c % 8)),
+                },
                 9 => Op::AwaitPoll {
                     nth: usize::from(a),
                 },
@@ -1192,14 +1200,22 @@ pub fn run(ops: &[Op]) -> Result<Counts, String> {
                     op
                 );
             }
-            Op::AwaitNew { source, events } => {
+            Op::AwaitNew {
+                source,
+                events,
+                deadline,
+            } => {
                 // The panicking source is the hostile-source tests' (its
                 // unwinding submit is checked there and above).
                 let source = if source == PANICS { 1 } else { source };
                 // SAFETY: every future is dropped before the context goes.
                 let context = unsafe { context_ref(&context) };
-                let future =
-                    Box::pin(context.request(&devices[source], Events::from_bits_retain(events)));
+                let mut future =
+                    context.request(&devices[source], Events::from_bits_retain(events));
+                if let Some(deadline) = deadline {
+                    future = future.deadline(deadline);
+                }
+                let future = Box::pin(future);
                 let wakes = Arc::new(CountingWaker::default());
                 futures.push(RealFuture {
                     future: Some(future),
@@ -1209,6 +1225,7 @@ pub fn run(ops: &[Op]) -> Result<Counts, String> {
                 model.futures.push(FutureModel {
                     source,
                     events,
+                    deadline,
                     state: FutureState::Unsubmitted,
                     wakes: 0,
                 });
