@@ -179,7 +179,7 @@ fn round(round: u64, per_round: u64, totals: &Totals) {
         u64::from(stats.completed_by_deferred_work),
         Ordering::Relaxed,
     );
-    if round % 2 == 0 {
+    if round.is_multiple_of(2) {
         // Drain: close every queue, so every pending request completes.
         for device in &devices {
             for queue in &device.queues[..device.queues_used] {

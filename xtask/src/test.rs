@@ -28,7 +28,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .args(["doc", "--workspace", "--no-deps"])
             .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
+    crate::publish::docs_rs()?;
     step("host tests", cargo().args(["test", "--workspace"]))?;
+    crate::publish::rust_version_build()?;
+    crate::publish::package()?;
 
     step(
         "soak: a million requests on six threads, each accounted once",

@@ -5,7 +5,7 @@
 //!   whose critical-section implementation spans cores, like the RP2040's).
 //!   Right for every wait queue: no waker can preempt a holder, whatever its
 //!   priority. Right for a context on any part.
-//! - [`CeilingLock`] (v7-M and v8-M): raises BASEPRI to a ceiling, as RTIC's
+//! - `CeilingLock` (v7-M and v8-M; v6-M has no BASEPRI): raises BASEPRI to a ceiling, as RTIC's
 //!   Stack Resource Policy does, so interrupts more urgent than the ceiling
 //!   are never masked by aiopoll. Meant for the context: an urgent interrupt
 //!   that wakes a queue while thread mode holds the context meets a failed
@@ -18,7 +18,7 @@
 //!   same lock, not on every critical section.
 //!
 //! The pairing is fixed by type: [`CortexMLocks`] (critical section for
-//! both), [`CeilingLocks`] (ceiling for the context, critical section for
+//! both), `CeilingLocks` (ceiling for the context, critical section for
 //! the queues) and [`MultiCoreLocks`] (the multi-core lock for both). A queue
 //! lock must mask every interrupt that wakes the queue: the critical section
 //! and the multi-core lock mask every interrupt of the holder's core (and
@@ -476,7 +476,7 @@ mod multicore {
     /// other cores wait. Right for the wait queues whatever core or interrupt
     /// wakes them, and for the context: a wakeup on another core that finds
     /// the context held fails its try-lock and defers its completion, as an
-    /// interrupt above a [`CeilingLock`](super::CeilingLock) does on one
+    /// interrupt above a `CeilingLock` does on one
     /// core. A hold should be short: the other cores spin, with their own
     /// interrupts masked, for as long as it lasts.
     ///
