@@ -38,8 +38,3 @@ pub use wait_queue::WaitQueue;
 
 /// Re-exported so adapters and users name the same lock trait.
 pub use lock_api;
-
-/// The README's examples, compiled and run as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-struct ReadmeDoctests;

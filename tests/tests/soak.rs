@@ -7,14 +7,12 @@
 //! test` runs a million in release and under ThreadSanitizer).
 #![cfg(not(miri))]
 
-mod support;
-
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 use std::thread;
 
 use aiopoll::{Completion, Context, Events, Handle, Outcome, SubmitError};
-use support::Device;
+use aiopoll_tests::Device;
 
 const SLOTS: usize = 64;
 const SOURCES: usize = 8;
