@@ -58,8 +58,12 @@
 //!   and is handled by the next run: Linux's "keep poll requests on waitqueue
 //!   until completed" (5.16) holds by construction.
 //! - **T9 cancel**: `Armed → Completed(Cancelled)`, under the context lock.
-//!   Cancel of any other phase, of a stale generation or of another context's
-//!   handle is `NotFound`.
+//!   Cancel first runs the slot's own pending deferred work (T7 or T8): a
+//!   wakeup that reached the request before the cancel took the lock wins,
+//!   whether it completed inline or had to defer (stronger than Linux, where
+//!   the answer depends on when the kernel's work queue runs). Cancel of any
+//!   other phase, of a stale generation or of another context's handle, or
+//!   of a request that this deferred work completed, is `NotFound`.
 //! - **T10 close**: a closing queue unlinks the entry, clears its queue
 //!   pointer with `Release` (the `POLLFREE` protocol), then completes inline
 //!   as T5 with `SourceGone`, or defers as T6 with `GONE`. A closed queue
@@ -597,7 +601,10 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
     ///
     /// `Ok(InProgress)`: the request was pending; it is now complete with
     /// [`Outcome::Cancelled`] and that completion is in the queue. A wakeup
-    /// that got there first wins, and then cancel reports `NotFound`.
+    /// that got there first wins, and then cancel reports `NotFound`: also a
+    /// wakeup that had to hand the request to deferred work (an unkeyed
+    /// wakeup, a request on two queues, a wakeup that found the context
+    /// lock held), because cancel runs that request's deferred work first.
     ///
     /// # Errors
     /// [`CancelError::NotFound`]: the request already completed (its
@@ -617,6 +624,15 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
             if record.generation != handle.generation || record.phase != Phase::Armed {
                 return Err(CancelError::NotFound);
             }
+            Ok(())
+        })?;
+        // A wakeup that reached the request before this cancel took the lock
+        // but had to defer wins: run its work now (T7 or T8), so the outcome
+        // does not depend on when the deferred work would have run.
+        if self.run_deferred_slot(&locked, slot) {
+            return Err(CancelError::NotFound);
+        }
+        self.with_state(&locked, |state| {
             // T9 cancel.
             transition!("T9 cancel", slot);
             state.stats.cancelled = state.stats.cancelled.wrapping_add(1);
@@ -710,51 +726,70 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         };
         let mut completed = 0;
         for slot in 0..N {
-            if self.words[slot].load(Ordering::Relaxed) & PENDING == 0 {
-                continue;
+            if self.run_deferred_slot(locked, slot) {
+                completed += 1;
             }
-            // Swap *before* re-polling: a wakeup from here on sets PENDING
-            // again and is handled by the next run.
-            let word = self.words[slot].swap(0, Ordering::AcqRel);
-            if word & PENDING == 0 {
-                continue;
-            }
-            let armed = self.with_state(locked, |state| {
-                let record = &state.slots[slot];
-                // Completed by cancel, an inline wakeup or submit since:
-                // nothing left to do.
-                (record.phase == Phase::Armed).then_some((record.source, record.events))
-            });
-            let Some((source, events)) = armed else {
-                continue;
-            };
-            let outcome = if word & GONE != 0 {
-                Some(Outcome::SourceGone)
-            } else {
-                let ready = source.map_or(Events::empty(), |source| {
-                    source.poll(&mut PollTable::rechecking(events))
-                }) & events;
-                (!ready.is_empty()).then_some(Outcome::Ready(ready))
-            };
-            self.with_state(locked, |state| match outcome {
-                Some(outcome) => {
-                    // T7 deferred work completes.
-                    transition!("T7 deferred work completes", slot);
-                    state.stats.completed_by_deferred_work =
-                        state.stats.completed_by_deferred_work.wrapping_add(1);
-                    self.complete(state, slot, outcome);
-                    completed += 1;
-                }
-                None => {
-                    // T8 deferred work re-arms: the request never left
-                    // its queues.
-                    transition!("T8 deferred work re-arms", slot);
-                    state.stats.spurious = state.stats.spurious.wrapping_add(1);
-                }
-            });
         }
         unwind.armed = false;
         completed
+    }
+
+    /// The deferred work of one slot, under the context lock: if a wakeup
+    /// handed the request over (`PENDING`), either complete it (T7) or leave
+    /// it armed (T8). Returns whether it completed the request.
+    ///
+    /// If the source's `poll` unwinds, the wakeup is not lost: `PENDING` is
+    /// set again (and the caller's guard raises the deferred flag).
+    fn run_deferred_slot(&self, locked: &Locked<'_, L::Context>, slot: usize) -> bool {
+        if self.words[slot].load(Ordering::Relaxed) & PENDING == 0 {
+            return false;
+        }
+        // Swap *before* re-polling: a wakeup from here on sets PENDING
+        // again and is handled by the next run.
+        let word = self.words[slot].swap(0, Ordering::AcqRel);
+        if word & PENDING == 0 {
+            return false;
+        }
+        let armed = self.with_state(locked, |state| {
+            let record = &state.slots[slot];
+            // Completed by cancel, an inline wakeup or submit since:
+            // nothing left to do.
+            (record.phase == Phase::Armed).then_some((record.source, record.events))
+        });
+        let Some((source, events)) = armed else {
+            return false;
+        };
+        let outcome = if word & GONE != 0 {
+            Some(Outcome::SourceGone)
+        } else {
+            let mut unwind = RestoreWordOnUnwind {
+                word: &self.words[slot],
+                bits: word,
+                armed: true,
+            };
+            let ready = source.map_or(Events::empty(), |source| {
+                source.poll(&mut PollTable::rechecking(events))
+            }) & events;
+            unwind.armed = false;
+            (!ready.is_empty()).then_some(Outcome::Ready(ready))
+        };
+        self.with_state(locked, |state| match outcome {
+            Some(outcome) => {
+                // T7 deferred work completes.
+                transition!("T7 deferred work completes", slot);
+                state.stats.completed_by_deferred_work =
+                    state.stats.completed_by_deferred_work.wrapping_add(1);
+                self.complete(state, slot, outcome);
+                true
+            }
+            None => {
+                // T8 deferred work re-arms: the request never left its
+                // queues.
+                transition!("T8 deferred work re-arms", slot);
+                state.stats.spurious = state.stats.spurious.wrapping_add(1);
+                false
+            }
+        })
     }
 
     /// Takes every wait entry of `slot` off its queue, one queue lock at a
@@ -997,6 +1032,23 @@ impl Drop for RaiseDeferredOnUnwind<'_> {
     fn drop(&mut self) {
         if self.armed {
             self.deferred.swap(true, Ordering::AcqRel);
+        }
+    }
+}
+
+/// Gives a slot's wake word back its bits if the source's `poll` unwinds
+/// during deferred work, so the wakeup it stood for is handled by the next
+/// run instead of being lost.
+struct RestoreWordOnUnwind<'a> {
+    word: &'a AtomicU32,
+    bits: u32,
+    armed: bool,
+}
+
+impl Drop for RestoreWordOnUnwind<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.word.fetch_or(self.bits, Ordering::AcqRel);
         }
     }
 }

@@ -232,12 +232,34 @@ fn try_lock_failure_then_cancel() {
         let reaper = thread::spawn(move || reap_all(&context));
         device.raise(0, Events::IN);
         let seen = reaper.join().unwrap();
+        // The wakeup happened before the cancel, whether it completed
+        // inline or deferred: it wins (issue 10, item 1).
         let cancelled = context.cancel(handle);
+        assert_eq!(cancelled, Err(CancelError::NotFound));
         let outcome = exactly_once(device, &context, seen);
-        match cancelled {
-            Ok(_) => assert_eq!(outcome, Outcome::Cancelled),
-            Err(_) => assert_eq!(outcome, Outcome::Ready(Events::IN)),
-        }
+        assert_eq!(outcome, Outcome::Ready(Events::IN));
+    });
+}
+
+/// Issue 10, item 1: a wakeup that had to defer (its request sits on two
+/// queues) and is ordered before a cancel wins, whoever runs its deferred
+/// work: a worker racing the cancel, or the cancel itself.
+#[test]
+fn deferred_wakeup_ordered_before_cancel_wins() {
+    model(|| {
+        let device = Device::new(2);
+        let context = context();
+        let handle = context.submit(device, Events::IN, 1).unwrap();
+        let waker = thread::spawn(move || device.raise(1, Events::IN));
+        waker.join().unwrap();
+        let worker = thread::spawn(move || context.run_deferred());
+        let cancelled = context.cancel(handle);
+        worker.join().unwrap();
+        assert_eq!(cancelled, Err(CancelError::NotFound));
+        assert_eq!(
+            exactly_once(device, &context, Vec::new()),
+            Outcome::Ready(Events::IN)
+        );
     });
 }
 

@@ -517,28 +517,31 @@ fn a_failed_try_lock_defers_and_the_deferred_work_completes_exactly_once() {
 }
 
 #[test]
-fn a_failed_try_lock_then_cancel_completes_cancelled_once() {
+fn a_wakeup_that_deferred_on_a_failed_try_lock_wins_against_a_later_cancel() {
     let device: Device<FaultLock> = Device::new(1);
     let context = pin!(Context::<'_, 2, (FaultLock, FaultLock)>::new());
     let handle = context.as_ref().submit(&device, Events::IN, 1).unwrap();
     fail_next_try_locks(1);
     device.raise(Events::IN);
     assert!(context.has_deferred_work());
-    assert_eq!(context.cancel(handle), Ok(aiopoll::InProgress));
-    // The deferred work finds the request finished and does nothing.
+    // The wakeup came first: cancel runs its deferred work and finds the
+    // request complete (Linux's io_cancel: EINVAL).
+    assert_eq!(context.cancel(handle), Err(CancelError::NotFound));
     assert_eq!(context.run_deferred(), 0);
     assert_eq!(
         reap_all(&context),
         [Completion {
             user_data: 1,
-            outcome: Outcome::Cancelled
+            outcome: Outcome::Ready(Events::IN)
         }]
     );
+    let stats = context.stats();
+    assert_eq!((stats.cancelled, stats.completed_by_deferred_work), (0, 1));
     assert_eq!(context.in_use(), 0);
 }
 
 #[test]
-fn a_failed_try_lock_during_close_completes_source_gone_once() {
+fn a_close_that_deferred_wins_against_a_later_cancel() {
     let device: Device<FaultLock> = Device::new(1);
     let context = pin!(Context::<'_, 2, (FaultLock, FaultLock)>::new());
     let handle = context.as_ref().submit(&device, Events::IN, 1).unwrap();
@@ -547,8 +550,74 @@ fn a_failed_try_lock_during_close_completes_source_gone_once() {
     // POLLFREE: the entry left the queue even though the completion waits.
     assert!(device.queues[0].is_empty());
     device.set_ready(Events::IN);
+    assert_eq!(context.cancel(handle), Err(CancelError::NotFound));
+    assert_eq!(reap_all(&context)[0].outcome, Outcome::SourceGone);
+}
+
+#[test]
+fn an_unkeyed_wakeup_of_a_ready_source_wins_against_a_later_cancel() {
+    // The scenario: the source becomes ready (a pipe's writer
+    // closes: HUP), wakes unkeyed (which always defers), then cancel.
+    let device = Device::new(1);
+    let context = pin!(Context::<'_, 2>::new());
+    let handle = context.as_ref().submit(&device, Events::IN, 1).unwrap();
+    device.set_ready(Events::HUP);
+    assert_eq!(device.queues[0].wake(Events::empty()), 1);
+    assert_eq!(context.cancel(handle), Err(CancelError::NotFound));
+    assert_eq!(
+        reap_all(&context),
+        [Completion {
+            user_data: 1,
+            outcome: Outcome::Ready(Events::HUP)
+        }]
+    );
+}
+
+#[test]
+fn a_spurious_unkeyed_wakeup_does_not_stop_a_later_cancel() {
+    let device = Device::new(1);
+    let context = pin!(Context::<'_, 2>::new());
+    let handle = context.as_ref().submit(&device, Events::IN, 1).unwrap();
+    // Nothing is ready: the re-poll that cancel runs re-arms (T8), then the
+    // cancel goes ahead.
+    assert_eq!(device.queues[0].wake(Events::empty()), 1);
     assert_eq!(context.cancel(handle), Ok(aiopoll::InProgress));
     assert_eq!(reap_all(&context)[0].outcome, Outcome::Cancelled);
+    let stats = context.stats();
+    assert_eq!((stats.spurious, stats.cancelled), (1, 1));
+    assert!(device.queues[0].is_empty());
+}
+
+#[test]
+fn a_wakeup_of_a_request_on_two_queues_wins_against_a_later_cancel() {
+    // A request on two queues always defers (two queue locks never nest).
+    let device = Device::new(2);
+    let context = pin!(Context::<'_, 2>::new());
+    let handle = context.as_ref().submit(&device, Events::IN, 1).unwrap();
+    assert_eq!(device.raise(Events::IN), 1);
+    assert_eq!(context.completions(), 0);
+    assert_eq!(context.cancel(handle), Err(CancelError::NotFound));
+    assert_eq!(reap_all(&context)[0].outcome, Outcome::Ready(Events::IN));
+    assert!(device.queues[0].is_empty() && device.queues[1].is_empty());
+}
+
+#[test]
+fn a_poll_that_panics_in_the_cancel_s_deferred_work_loses_no_wakeup() {
+    support::quiet_hostile_panics();
+    let device = Device::new(1);
+    device.panics_rechecking.store(true, Ordering::Relaxed);
+    let context = pin!(Context::<'_, 2>::new());
+    let handle = context.as_ref().submit(&device, Events::IN, 1).unwrap();
+    device.set_ready(Events::IN);
+    device.queues[0].wake(Events::empty());
+    let cancel = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| context.cancel(handle)));
+    assert!(cancel.is_err());
+    // The wakeup is still owed: it is still pending and the request still
+    // armed, so once the source behaves, it completes with what is ready.
+    assert!(context.has_deferred_work());
+    device.panics_rechecking.store(false, Ordering::Relaxed);
+    assert_eq!(context.cancel(handle), Err(CancelError::NotFound));
+    assert_eq!(reap_all(&context)[0].outcome, Outcome::Ready(Events::IN));
 }
 
 #[test]

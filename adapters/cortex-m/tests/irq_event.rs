@@ -152,6 +152,23 @@ fn raise_unkeyed_goes_through_deferred_work() {
 }
 
 #[test]
+fn a_deferred_interrupt_wakeup_wins_against_a_cancel_before_the_deferred_work_ran() {
+    // Issue 10, item 1 on firmware: the handler's wakeup had to defer (here
+    // unkeyed; a held context lock or a second queue do the same), and
+    // thread mode cancels before the pended deferred-work interrupt ran.
+    let event = IrqEvent::new();
+    let context = pin!(IrqContext::<4>::with_hooks(Counting::new()));
+    let handle = context.as_ref().submit(&event, Events::IN, 1).unwrap();
+    event.raise_unkeyed(Events::IN);
+    assert_eq!(context.hooks().deferred_work(), 1);
+    assert_eq!(context.cancel(handle), Err(CancelError::NotFound));
+    // The pended interrupt runs later and finds nothing left to do.
+    assert_eq!(context.run_deferred(), 0);
+    assert_eq!(reap_all(&context), [ready(1, Events::IN)]);
+    assert_eq!(context.stats().cancelled, 0);
+}
+
+#[test]
 fn reap_runs_the_deferred_work_of_raise_unkeyed() {
     let event = IrqEvent::new();
     let context = pin!(IrqContext::<4>::with_hooks(Counting::new()));

@@ -1,7 +1,9 @@
 //! [`StdContext`]: a context that threads share, with blocking reaping.
 
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use aiopoll::{
@@ -79,12 +81,32 @@ impl Tickets {
     }
 }
 
-/// The pinned part: the core context and the sources it polls.
+/// The pinned part: the core context and the sources it polls. Shared by
+/// the [`StdContext`] and its deferred-work thread.
 struct Inner<const N: usize> {
     /// Declared before `tickets`, so it is dropped first: the core detaches
     /// every pending request before the sources it points at are released.
     core: Context<'static, N, StdLocks, 2, Signal>,
     tickets: Mutex<Tickets>,
+}
+
+impl<const N: usize> Inner<N> {
+    /// The deferred-work thread: sleeps until the core's
+    /// [`Notify::deferred_work`](aiopoll::Notify::deferred_work) hook
+    /// unparks it, runs the work, and exits when the context is dropped.
+    fn serve(self: Pin<Arc<Self>>) {
+        let signal = self.core.hooks();
+        loop {
+            std::thread::park();
+            if signal.stopping() {
+                return;
+            }
+            // A source whose `poll` panics must not take the thread down
+            // with it: the core keeps that request's work pending (as it
+            // does for a reaper), and the thread goes on serving the others.
+            let _ = std::panic::catch_unwind(AssertUnwindSafe(|| self.core.run_deferred()));
+        }
+    }
 }
 
 /// A context for std programs: `N` request slots shared by any number of
@@ -97,26 +119,42 @@ struct Inner<const N: usize> {
 /// source may be dropped by its owner at any time (its requests then
 /// complete with [`Outcome::SourceGone`](crate::Outcome::SourceGone)).
 ///
-/// Deferred completions are run by whichever thread reaps: see the crate
-/// docs.
+/// Each context has a thread of its own that runs deferred completions the
+/// moment a wakeup hands one over, so they never wait for a reaper: see the
+/// crate docs.
 pub struct StdContext<const N: usize> {
-    inner: Pin<Box<Inner<N>>>,
+    inner: Pin<Arc<Inner<N>>>,
+    /// The deferred-work thread (`None` if it could not be started).
+    worker: Option<JoinHandle<()>>,
 }
 
 impl<const N: usize> StdContext<N> {
-    /// An empty context.
+    /// An empty context, and its deferred-work thread (named
+    /// `aiopoll-deferred`; it sleeps until a wakeup defers work, and exits
+    /// when the context is dropped). If the OS refuses the thread, the
+    /// context works all the same, and deferred work waits for the next
+    /// reap.
     pub fn new() -> Self {
-        StdContext {
-            inner: Box::pin(Inner {
-                core: Context::with_hooks(Signal::default()),
-                tickets: Mutex::new(Tickets::default()),
-            }),
+        let inner = Arc::pin(Inner {
+            core: Context::with_hooks(Signal::default()),
+            tickets: Mutex::new(Tickets::default()),
+        });
+        let theirs = inner.clone();
+        let worker = std::thread::Builder::new()
+            .name("aiopoll-deferred".into())
+            .spawn(move || theirs.serve())
+            .ok();
+        if let Some(worker) = &worker {
+            // No request exists yet, so no work was deferred before the
+            // hook knows whom to unpark.
+            inner.core.hooks().set_worker(worker.thread().clone());
         }
+        StdContext { inner, worker }
     }
 
     fn core(&self) -> Pin<&Context<'static, N, StdLocks, 2, Signal>> {
         // SAFETY: `core` is structurally pinned: `Inner` is only ever
-        // reached through `Pin<Box<_>>`, and nothing moves out of it.
+        // reached through `Pin<Arc<_>>`, and nothing moves out of it.
         unsafe { self.inner.as_ref().map_unchecked(|inner| &inner.core) }
     }
 
@@ -170,8 +208,9 @@ impl<const N: usize> StdContext<N> {
     /// block). The completions are in completion order.
     ///
     /// A thread blocked here wakes as soon as another thread's wakeup
-    /// completes a request or defers one (then this thread runs the deferred
-    /// work). Several threads may wait at once; each completion goes to one
+    /// completes a request or defers one (then this thread or the context's
+    /// own thread, whichever comes first, runs the deferred work). Several
+    /// threads may wait at once; each completion goes to one
     /// of them. Before it sleeps, a waiting thread watches for a completion
     /// for up to 20 µs (never past the timeout): one from another thread
     /// usually lands sooner than a sleeping thread could be woken.
@@ -304,6 +343,23 @@ impl<const N: usize> StdContext<N> {
     /// What the core has done so far.
     pub fn stats(&self) -> Stats {
         self.inner.core.stats()
+    }
+}
+
+impl<const N: usize> Drop for StdContext<N> {
+    fn drop(&mut self) {
+        if let Some(worker) = self.worker.take() {
+            self.inner.core.hooks().stop_worker();
+            // The worker never owns a `StdContext`, so it cannot be the
+            // thread dropping one; the check only keeps a join from waiting
+            // on itself.
+            if worker.thread().id() != std::thread::current().id() {
+                // A panic in the worker was caught where it happened.
+                let _ = worker.join();
+            }
+        }
+        // `inner` goes with the last `Arc`, ours now: the core detaches its
+        // requests, then the sources are released.
     }
 }
 

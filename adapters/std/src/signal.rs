@@ -1,13 +1,18 @@
-//! [`Signal`]: the context's [`Notify`] hooks, and how reapers block on them.
+//! [`Signal`]: the context's [`Notify`] hooks, how reapers block on them,
+//! and how they wake the context's deferred-work thread.
 //!
 //! An *epoch* counts notifications. A reaper reads the epoch, reaps, and if
 //! it still needs completions, sleeps until the epoch moves. The hooks run
 //! with aiopoll locks held (maybe inside a wakeup), so they only bump the
 //! epoch and, when a reaper is asleep, take a leaf mutex for an instant to
 //! notify the condition variable. That mutex is never held while an aiopoll
-//! lock is taken, so the hooks cannot deadlock with anything.
+//! lock is taken, so the hooks cannot deadlock with anything. Deferred work
+//! also unparks the context's worker thread (an atomic swap, and a futex
+//! wake when it sleeps): it neither blocks nor allocates.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::OnceLock;
+use std::thread::Thread;
 use std::time::{Duration, Instant};
 
 use aiopoll::Notify;
@@ -23,6 +28,10 @@ pub(crate) struct Signal {
     /// A leaf lock: held only to check the epoch and to notify.
     lock: Mutex<()>,
     condvar: Condvar,
+    /// The thread that runs the context's deferred work, once started.
+    worker: OnceLock<Thread>,
+    /// Tells the worker to exit.
+    stopping: AtomicBool,
 }
 
 impl Signal {
@@ -31,6 +40,25 @@ impl Signal {
     pub(crate) fn sleeper(&self) -> Sleeper<'_> {
         self.sleepers.fetch_add(1, Ordering::SeqCst);
         Sleeper { signal: self }
+    }
+
+    /// Makes `worker` the thread that [`Notify::deferred_work`] unparks.
+    pub(crate) fn set_worker(&self, worker: Thread) {
+        // Set once, by the context's constructor.
+        let _ = self.worker.set(worker);
+    }
+
+    /// Tells the worker to exit, and wakes it so that it sees this.
+    pub(crate) fn stop_worker(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        if let Some(worker) = self.worker.get() {
+            worker.unpark();
+        }
+    }
+
+    /// Whether the worker should exit (read after every unpark).
+    pub(crate) fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
     }
 
     fn bump(&self) {
@@ -135,6 +163,12 @@ impl Drop for Sleeper<'_> {
 
 impl Notify for Signal {
     fn deferred_work(&self) {
+        // The worker runs the work at once; a reaper that is waiting wakes
+        // too (whichever takes the context lock first runs it, the other
+        // finds nothing left).
+        if let Some(worker) = self.worker.get() {
+            worker.unpark();
+        }
         self.bump();
     }
 

@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aiopoll_std::{
-    pipe, pipe_with_capacity, Completion, EventCounter, Events, GetEventsError, Outcome,
-    SourceError, StdContext, SubmitError, Timer, PIPE_BUF,
+    pipe, pipe_with_capacity, CancelError, Completion, EventCounter, Events, GetEventsError,
+    Outcome, SourceError, StdContext, SubmitError, Timer, PIPE_BUF,
 };
 
 const NOW: Option<Duration> = Some(Duration::ZERO);
@@ -391,4 +391,138 @@ fn custom_sources_plug_in_through_arc() {
         }]
     );
     assert_eq!(Arc::strong_count(&flag), 1, "released at reap");
+}
+
+#[test]
+fn deferred_work_runs_on_the_contexts_thread_without_a_reaper() {
+    use aiopoll_std::aiopoll::{PollTable, Source};
+    use aiopoll_std::{Lock, WaitQueue};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc;
+
+    /// A flag whose re-polls report the thread they run on.
+    struct Probe {
+        raised: AtomicBool,
+        queue: WaitQueue,
+        repolled_on: parking_lot::Mutex<mpsc::Sender<Option<String>>>,
+    }
+    impl Source<Lock> for Probe {
+        fn poll<'s>(&'s self, table: &mut PollTable<'_, 's, Lock>) -> Events {
+            table.wait(&self.queue);
+            if !table.is_registering() {
+                let name = std::thread::current().name().map(str::to_owned);
+                let _ = self.repolled_on.lock().send(name);
+            }
+            if self.raised.load(Ordering::Acquire) {
+                Events::IN
+            } else {
+                Events::empty()
+            }
+        }
+    }
+    let (sender, repolls) = mpsc::channel();
+    let probe = Arc::new(Probe {
+        raised: AtomicBool::new(false),
+        queue: WaitQueue::new(),
+        repolled_on: parking_lot::Mutex::new(sender),
+    });
+    let context = StdContext::<2>::new();
+    context.submit(&probe, Events::IN, 1).unwrap();
+    probe.raised.store(true, Ordering::Release);
+    // Unkeyed: only a re-poll can complete it, and this thread never reaps
+    // before the re-poll has run.
+    probe.queue.wake(Events::empty());
+    assert_eq!(repolls.recv().unwrap().as_deref(), Some("aiopoll-deferred"));
+    // The re-poll found IN: the context's thread completed the request
+    // under the context lock, which this reap waits for.
+    assert_eq!(
+        reap_all(&context),
+        [Completion {
+            user_data: 1,
+            outcome: Outcome::Ready(Events::IN)
+        }]
+    );
+    let stats = context.stats();
+    assert_eq!(stats.completed_by_deferred_work, 1);
+    assert_eq!(stats.reaped, 1);
+}
+
+#[test]
+fn a_cancel_right_after_a_close_finds_the_request_completed() {
+    // Issue 10's scenario: closing the write end wakes the reader unkeyed
+    // (deferred work re-polls); a cancel before anything reaps must not beat
+    // that wakeup. Linux: the request completes HUP, io_cancel says EINVAL.
+    let context = StdContext::<4>::new();
+    let (reader, writer) = pipe();
+    let handle = context.submit(&reader, Events::IN, 1).unwrap();
+    drop(writer);
+    assert_eq!(context.cancel(handle), Err(CancelError::NotFound));
+    assert_eq!(
+        reap_all(&context),
+        [Completion {
+            user_data: 1,
+            outcome: Outcome::Ready(Events::HUP)
+        }]
+    );
+    // The read end's drop closes its queue: SourceGone, and a cancel after
+    // it finds nothing either.
+    let (reader, _writer) = pipe();
+    let handle = context.submit(&reader, Events::IN, 2).unwrap();
+    drop(reader);
+    assert_eq!(context.cancel(handle), Err(CancelError::NotFound));
+    assert_eq!(
+        reap_all(&context),
+        [Completion {
+            user_data: 2,
+            outcome: Outcome::SourceGone
+        }]
+    );
+}
+
+#[test]
+fn readiness_that_comes_and_goes_before_a_reap_completes_the_request() {
+    // Linux aio completes a request inside the write that makes it ready;
+    // reading the data back before anyone reaps changes nothing, and a
+    // cancel then finds the request completed.
+    let context = StdContext::<4>::new();
+    let counter = EventCounter::new();
+    let handle = context.submit(&counter, Events::IN, 1).unwrap();
+    counter.write(3).unwrap();
+    assert_eq!(counter.read(), Ok(3));
+    assert_eq!(context.cancel(handle), Err(CancelError::NotFound));
+    let (reader, writer) = pipe();
+    let handle = context
+        .submit(&reader, Events::IN | Events::RDNORM, 2)
+        .unwrap();
+    writer.write(b"data").unwrap();
+    // The writer closes after the data arrived: the request completed at the
+    // write, IN|RDNORM, not IN|RDNORM|HUP.
+    drop(writer);
+    assert_eq!(reader.read(&mut [0; 8]), Ok(4));
+    assert_eq!(context.cancel(handle), Err(CancelError::NotFound));
+    assert_eq!(
+        reap_all(&context),
+        [
+            Completion {
+                user_data: 1,
+                outcome: Outcome::Ready(Events::IN)
+            },
+            Completion {
+                user_data: 2,
+                outcome: Outcome::Ready(Events::IN | Events::RDNORM)
+            },
+        ]
+    );
+    // Dropping the counter completes its request SourceGone at once; the
+    // cancel that follows finds nothing.
+    let handle = context.submit(&counter, Events::IN, 3).unwrap();
+    drop(counter);
+    assert_eq!(context.cancel(handle), Err(CancelError::NotFound));
+    assert_eq!(
+        reap_all(&context),
+        [Completion {
+            user_data: 3,
+            outcome: Outcome::SourceGone
+        }]
+    );
 }

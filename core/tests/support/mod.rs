@@ -23,6 +23,9 @@ pub struct Device<Q: RawMutex = SpinLock> {
     /// Hostile: panic (with [`HOSTILE_PANIC`]) in every registering `poll`,
     /// after registering.
     pub panics: bool,
+    /// Hostile: panic (with [`HOSTILE_PANIC`]) in every re-checking `poll`
+    /// while set.
+    pub panics_rechecking: AtomicBool,
 }
 
 /// What a hostile [`Device`] panics with.
@@ -52,6 +55,7 @@ impl<Q: RawMutex> Device<Q> {
             registers_twice: false,
             unknown_bits: false,
             panics: false,
+            panics_rechecking: AtomicBool::new(false),
         }
     }
 
@@ -78,6 +82,9 @@ impl<Q: RawMutex + Send + Sync> Source<Q> for Device<Q> {
             self.queues[0].wake(key);
         }
         if self.panics && table.is_registering() {
+            std::panic::panic_any(HOSTILE_PANIC);
+        }
+        if !table.is_registering() && self.panics_rechecking.load(Ordering::Relaxed) {
             std::panic::panic_any(HOSTILE_PANIC);
         }
         let ready = self.ready.load(Ordering::Acquire);

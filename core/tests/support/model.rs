@@ -275,6 +275,28 @@ impl Model {
     }
 
     fn cancel(&mut self, index: usize) -> Result<(), CancelError> {
+        // A wakeup handed to deferred work before the cancel wins: cancel
+        // runs that request's work first (T7 or T8).
+        if let State::Armed {
+            pending: pending @ true,
+            gone,
+            ..
+        } = &mut self.requests[index].state
+        {
+            *pending = false;
+            let gone = *gone;
+            let request = &self.requests[index];
+            let outcome = if gone {
+                Some(Outcome::SourceGone)
+            } else {
+                let ready = self.ready[request.source] & request.events;
+                (!ready.is_empty()).then_some(Outcome::Ready(ready))
+            };
+            if let Some(outcome) = outcome {
+                self.complete(index, outcome);
+                return Err(CancelError::NotFound);
+            }
+        }
         match self.requests[index].state {
             State::Armed { .. } => {
                 self.complete(index, Outcome::Cancelled);
