@@ -4,6 +4,9 @@
 //! `adapters/*/tests`); the tests here exercise more than one crate, or the
 //! whole system under load:
 //!
+//! - `tests/differential.rs` (Linux): random operation sequences run on the
+//!   kernel's own aio poll (`io_submit` with `IOCB_CMD_POLL`) and on
+//!   `aiopoll-std`'s eventfd, pipe and `Fd` sources, every result compared;
 //! - `tests/soak.rs`: many threads submit, cancel, wake, close queues, reap
 //!   and drop contexts of the core at once; every request is accounted for
 //!   exactly once (`cargo xtask test` runs a million requests, also under
