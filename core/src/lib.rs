@@ -23,6 +23,7 @@ pub mod context;
 mod error;
 mod events;
 mod locks;
+pub mod request;
 pub mod safety;
 mod source;
 mod sync;
@@ -33,6 +34,7 @@ pub use context::{Context, InProgress, Notify, Stats};
 pub use error::{CancelError, SubmitError};
 pub use events::{Events, UnknownEvents};
 pub use locks::{Locks, SpinLock, SpinLocks};
+pub use request::Request;
 pub use source::{PollTable, Source};
 pub use wait_queue::WaitQueue;
 
