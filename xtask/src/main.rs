@@ -5,7 +5,7 @@
 //! cargo xtask qemu BOARD EXAMPLE  one firmware example in QEMU
 //! cargo xtask flash BOARD EXAMPLE one firmware example on a dev board (probe-rs)
 //! cargo xtask test            fmt, clippy, host tests, loom, Miri, target builds, QEMU scenarios
-//! cargo xtask setup           install what the other tasks need (targets, Miri, qemu-system-arm)
+//! cargo xtask setup           install what the other tasks need (targets, Miri, the rust-version toolchain, qemu-system-arm)
 //! cargo xtask fuzz            fuzz the core against its reference model
 //! cargo xtask bench           aiopoll and its peers side by side: one table of ns/op, instructions/op, ratios
 //! cargo xtask size            bytes per request slot and per wait queue on thumbv6m, thumbv7m, x86_64
@@ -21,6 +21,7 @@ mod firmware;
 mod firmware_size;
 mod flash;
 mod fuzz;
+mod publish;
 mod qemu;
 mod setup;
 mod shell;
@@ -42,9 +43,11 @@ tasks:
   scenarios [--bless] [BOARD..]
                   the QEMU scenarios alone (part of `test`); --bless writes the
                   outputs to boards/<board>/expected/<example>.run
-  test            run every check CI runs: fmt, clippy -D warnings, host tests,
-                  loom models, Miri, target builds
-  setup           install what the tasks need (rustup targets, nightly Miri)
+  test            run every check CI runs: fmt, clippy -D warnings, docs (also as
+                  docs.rs builds them), host tests, cargo package, the
+                  rust-version build, loom models, Miri, target builds
+  setup           install what the tasks need (rustup targets, nightly Miri,
+                  the rust-version toolchain)
   fuzz [--seconds N]
                   fuzz the core against its reference model (default 60 s)
   bench [--runs N] [--quick] [--no-callgrind] [--filter TEXT] [--write FILE]

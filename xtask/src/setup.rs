@@ -16,7 +16,50 @@ pub const TARGETS: [&str; 4] = [
 pub fn run(_args: &[String]) -> Result<(), String> {
     targets()?;
     miri()?;
+    toolchain(
+        &crate::publish::rust_version()?,
+        &[crate::publish::MSRV_TARGET],
+    )?;
+    toolchain("nightly", &crate::publish::docs_rs_targets()?)?;
     Ok(())
+}
+
+/// Installs `toolchain` (minimal profile) with `targets`, or adds the
+/// targets it lacks.
+pub fn toolchain<S: AsRef<str>>(toolchain: &str, targets: &[S]) -> Result<(), String> {
+    let installed = output(Command::new("rustup").args(["toolchain", "list"]))
+        .ok_or("`rustup` is needed to install toolchains: install it from https://rustup.rs")?;
+    let prefix = format!("{toolchain}-");
+    if !installed.lines().any(|line| line.starts_with(&prefix)) {
+        let mut install = Command::new("rustup");
+        install.args(["toolchain", "install", toolchain, "--profile", "minimal"]);
+        for target in targets {
+            install.args(["--target", target.as_ref()]);
+        }
+        return step(&format!("install the {toolchain} toolchain"), &mut install);
+    }
+    let present = output(Command::new("rustup").args([
+        "target",
+        "list",
+        "--installed",
+        "--toolchain",
+        toolchain,
+    ]))
+    .unwrap_or_default();
+    let missing: Vec<&str> = targets
+        .iter()
+        .map(AsRef::as_ref)
+        .filter(|target| !present.lines().any(|line| line.trim() == *target))
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    step(
+        &format!("add targets to the {toolchain} toolchain"),
+        Command::new("rustup")
+            .args(["target", "add", "--toolchain", toolchain])
+            .args(&missing),
+    )
 }
 
 /// Adds the rustup targets that are missing.

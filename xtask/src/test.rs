@@ -28,7 +28,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .args(["doc", "--workspace", "--no-deps"])
             .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
+    crate::publish::docs_rs()?;
     step("host tests", cargo().args(["test", "--workspace"]))?;
+    crate::publish::rust_version_build()?;
+    crate::publish::package()?;
 
     step(
         "soak: a million requests on six threads, each accounted once",
@@ -36,7 +39,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             .args([
                 "test",
                 "-p",
-                "aiopoll",
+                "aiopoll-tests",
                 "--release",
                 "--test",
                 "soak",
@@ -59,7 +62,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 ])
                 .args([
                     "-p",
-                    "aiopoll",
+                    "aiopoll-tests",
                     "--release",
                     "--test",
                     "soak",
@@ -82,6 +85,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 .args([
                     "-p",
                     "aiopoll-std",
+                    "-p",
+                    "aiopoll-tests",
                     "--release",
                     "--test",
                     "stress",
@@ -127,6 +132,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "Miri: aiopoll-std's tests that do not touch the OS",
             cargo_toolchain("nightly")
                 .args(["miri", "test", "-p", "aiopoll-std"])
+                .env("CARGO_TARGET_DIR", crate::shell::root().join("target/miri")),
+        )?;
+        step(
+            "Miri: the std stress test (fewer iterations)",
+            cargo_toolchain("nightly")
+                .args(["miri", "test", "-p", "aiopoll-tests", "--test", "stress"])
                 .env("CARGO_TARGET_DIR", crate::shell::root().join("target/miri")),
         )?;
     }

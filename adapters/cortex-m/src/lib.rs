@@ -1,54 +1,16 @@
-//! # aiopoll-cortex-m: aiopoll in firmware
+#![doc = include_str!("../README.md")]
 //!
-//! The [`aiopoll`] core bound to Cortex-M:
+//! ## The API at a glance
 //!
-//! - **Locks** ([`lock`]): a critical-section lock for every part, and on
-//!   v7-M/v8-M a BASEPRI priority-ceiling lock for the context, so that
-//!   interrupts above the ceiling are never masked by aiopoll; for parts
-//!   with several cores, a lock that masks this core and spins on a flag
-//!   the cores share. Pick a pair by type: [`CortexMLocks`],
-//!   [`CeilingLocks`] or [`MultiCoreLocks`].
-//! - **Deferred work** ([`PendInterrupt`], [`PendSv`]): when a wakeup cannot
-//!   take the context lock (thread mode holds it, or the interrupt is above
-//!   the ceiling), the core defers the completion; these hooks pend a
-//!   low-priority interrupt of your choice whose handler calls
-//!   [`Context::run_deferred`](aiopoll::Context::run_deferred).
-//! - **Interrupt glue** ([`IrqEvent`]): one call in a handler sets event bits
-//!   and wakes the waiting requests.
-//! - **Sleeping** ([`reap_blocking`]): thread mode sleeps in `WFI` until a
-//!   completion arrives; [`reap_across_cores`] sleeps in `WFE` for
-//!   completions that another core delivers.
-//! - **embedded-hal**: [`PinSource`] (any `InputPin`, woken from its edge
-//!   interrupt) and [`EngineDelay`] (`DelayNs` on a tick source).
-//!
-//! ```no_run
-//! use aiopoll::{Context, Events};
-//! use aiopoll_cortex_m::{CeilingLocks, IrqEvent, PendInterrupt};
-//! # use critical_section as _; // the host's critical section, for this test
-//! # #[derive(Clone, Copy)]
-//! # enum Interrupt { GPIOB = 1 } // your PAC's interrupt enum
-//! # // SAFETY: 1 is a valid interrupt number.
-//! # unsafe impl cortex_m::interrupt::InterruptNumber for Interrupt {
-//! #     fn number(self) -> u16 { self as u16 }
-//! # }
-//!
-//! static TIMER: IrqEvent = IrqEvent::new();
-//! static CONTEXT: Context<'static, 8, CeilingLocks<0x40>, 1, PendInterrupt<Interrupt>> =
-//!     Context::with_hooks(PendInterrupt(Interrupt::GPIOB));
-//!
-//! // The timer's handler (`#[interrupt] fn TIMER0A()` with your PAC):
-//! fn timer_interrupt() {
-//!     TIMER.raise(Events::IN); // wakes the requests waiting for IN
-//! }
-//!
-//! // The least urgent interrupt's handler (`#[interrupt] fn GPIOB()`):
-//! fn deferred_work_interrupt() {
-//!     CONTEXT.run_deferred(); // completes what wakeups had to defer
-//! }
-//! ```
-//!
-//! Every board under `boards/` has a runnable example.
+//! - Locks ([`lock`]): [`CriticalSectionLock`], `CeilingLock` (v7-M and
+//!   v8-M), [`MultiCoreLock`], paired by [`CortexMLocks`], `CeilingLocks`,
+//!   [`MultiCoreLocks`].
+//! - Deferred work: [`PendInterrupt`], [`PendSv`], which pend the interrupt
+//!   whose handler calls [`Context::run_deferred`](aiopoll::Context::run_deferred).
+//! - Sources: [`IrqEvent`], [`PinSource`].
+//! - Sleeping: [`reap_blocking`], [`reap_across_cores`]; delays: [`EngineDelay`].
 #![no_std]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
 mod delay;

@@ -325,7 +325,7 @@ fn many_requests_each_complete_exactly_once() {
     for round in 0..8u64 {
         let mut handles = Vec::new();
         while context.in_use() < N {
-            let events = if next % 3 == 0 {
+            let events = if next.is_multiple_of(3) {
                 Events::OUT
             } else {
                 Events::IN

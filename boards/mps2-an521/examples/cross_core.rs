@@ -24,7 +24,7 @@
 //!   every lock spins with `YIELD`. Under `-icount` QEMU 7.2 runs both cores
 //!   on one host thread, round-robin, and hands the whole time slice to the
 //!   first core: a core that spins without yielding starves the other (seen
-//!   with a probe firmware; see notes/mps2.md).
+//!   with a probe firmware; see docs/mps2-an521.md).
 //!
 //! Every request must complete exactly once (its user data seen once), no
 //! slot may be left in use, and the run must have had cross-core deferrals

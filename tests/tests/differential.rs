@@ -19,8 +19,8 @@
 //! wakeup got there first and must win, as in Linux (the cancel finds
 //! nothing).
 //!
-//! Known kernel behaviour this accounts for (see
-//! `shared/design/kernel-poll.md`):
+//! Known kernel behaviour this accounts for (see "Where it differs from
+//! Linux on purpose" in `docs/std.md`):
 //! - a request completed inline by a keyed wakeup reports the whole key;
 //!   aiopoll reports ready ∩ requested: the kernel's result is compared
 //!   masked by requested | ERR | HUP;

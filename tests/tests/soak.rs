@@ -7,14 +7,12 @@
 //! test` runs a million in release and under ThreadSanitizer).
 #![cfg(not(miri))]
 
-mod support;
-
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 use std::thread;
 
 use aiopoll::{Completion, Context, Events, Handle, Outcome, SubmitError};
-use support::Device;
+use aiopoll_tests::Device;
 
 const SLOTS: usize = 64;
 const SOURCES: usize = 8;
@@ -183,7 +181,7 @@ fn round(round: u64, per_round: u64, totals: &Totals) {
         u64::from(stats.completed_by_deferred_work),
         Ordering::Relaxed,
     );
-    if round % 2 == 0 {
+    if round.is_multiple_of(2) {
         // Drain: close every queue, so every pending request completes.
         for device in &devices {
             for queue in &device.queues[..device.queues_used] {
