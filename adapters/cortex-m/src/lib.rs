@@ -20,6 +20,11 @@
 //!   completions that another core delivers.
 //! - **embedded-hal**: [`PinSource`] (any `InputPin`, woken from its edge
 //!   interrupt) and [`EngineDelay`] (`DelayNs` on a tick source).
+//! - **embedded-hal-async** (feature `async`): `WaitPin` (`digital::Wait`
+//!   on a [`PinSource`]) and `AsyncDelay` (`DelayNs` on [`Ticks`]), each
+//!   wait an awaited request ([`Context::request`](aiopoll::Context::request))
+//!   that the interrupt wakes; deferred work still runs in the pended
+//!   interrupt, so tasks are woken from there or from the interrupt itself.
 //!
 //! ```no_run
 //! use aiopoll::{Context, Events};
@@ -51,12 +56,19 @@
 #![no_std]
 #![warn(missing_docs)]
 
+#[cfg(feature = "async")]
+mod async_delay;
 mod delay;
 mod irq_event;
 pub mod lock;
 mod notify;
 mod pin;
+#[cfg(feature = "async")]
+mod pin_wait;
 mod wait;
+
+#[cfg(feature = "async")]
+pub use async_delay::AsyncDelay;
 
 pub use delay::{EngineDelay, Ticks};
 pub use irq_event::IrqEvent;
@@ -65,6 +77,8 @@ pub use lock::{CeilingLock, CeilingLocks};
 pub use lock::{CortexMLocks, CriticalSectionLock, MultiCoreLock, MultiCoreLocks};
 pub use notify::{PendInterrupt, PendSv};
 pub use pin::{Active, PinSource};
+#[cfg(feature = "async")]
+pub use pin_wait::{WaitError, WaitPin};
 pub use wait::{reap_across_cores, reap_blocking};
 
 pub use aiopoll;
