@@ -151,8 +151,7 @@ fn awaited<F: Future>(wakes: Wakes, mut make: impl FnMut(usize) -> F) -> Option<
         if checked {
             for index in 0..BATCH {
                 // SAFETY: as above.
-                let future =
-                    unsafe { futures.as_mut().map_unchecked_mut(|all| &mut all[index]) };
+                let future = unsafe { futures.as_mut().map_unchecked_mut(|all| &mut all[index]) };
                 ok &= future.poll(&mut cx).is_ready();
             }
         }
