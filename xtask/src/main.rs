@@ -22,6 +22,7 @@ mod firmware_size;
 mod flash;
 mod fuzz;
 mod qemu;
+mod readme;
 mod setup;
 mod shell;
 mod size;

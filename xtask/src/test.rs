@@ -15,6 +15,8 @@ pub fn run(args: &[String]) -> Result<(), String> {
     setup::targets()?;
 
     step("rustfmt", cargo().args(["fmt", "--all", "--check"]))?;
+    println!("\n==> README.md's programs, word for word the examples CI builds");
+    crate::readme::check()?;
     step(
         "clippy (host, all targets, -D warnings)",
         cargo()
