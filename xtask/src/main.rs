@@ -23,6 +23,7 @@ mod flash;
 mod fuzz;
 mod publish;
 mod qemu;
+mod readme;
 mod setup;
 mod shell;
 mod size;

@@ -3,6 +3,10 @@
 use crate::setup;
 use crate::shell::{cargo, cargo_toolchain, step};
 
+/// The adapter's optional async half (embedded-hal-async), built, linted,
+/// documented and tested with the rest of the workspace.
+const ASYNC: [&str; 2] = ["--features", "aiopoll-cortex-m/async"];
+
 /// Options: `--skip-miri`, `--skip-loom`, `--skip-fuzz`, `--skip-tsan` for a quick local
 /// loop (CI runs everything).
 pub fn run(args: &[String]) -> Result<(), String> {
@@ -11,25 +15,27 @@ pub fn run(args: &[String]) -> Result<(), String> {
     setup::targets()?;
 
     step("rustfmt", cargo().args(["fmt", "--all", "--check"]))?;
+    println!("\n==> README.md's programs, word for word the examples CI builds");
+    crate::readme::check()?;
     step(
         "clippy (host, all targets, -D warnings)",
-        cargo().args([
-            "clippy",
-            "--workspace",
-            "--all-targets",
-            "--",
-            "-D",
-            "warnings",
-        ]),
+        cargo()
+            .args(["clippy", "--workspace", "--all-targets"])
+            .args(ASYNC)
+            .args(["--", "-D", "warnings"]),
     )?;
     step(
         "docs (-D warnings)",
         cargo()
             .args(["doc", "--workspace", "--no-deps"])
+            .args(ASYNC)
             .env("RUSTDOCFLAGS", "-D warnings"),
     )?;
     crate::publish::docs_rs()?;
-    step("host tests", cargo().args(["test", "--workspace"]))?;
+    step(
+        "host tests",
+        cargo().args(["test", "--workspace"]).args(ASYNC),
+    )?;
     crate::publish::rust_version_build()?;
     crate::publish::package()?;
 
@@ -149,7 +155,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
         step(
             "Miri: aiopoll-cortex-m's host tests",
             cargo_toolchain("nightly")
-                .args(["miri", "test", "-p", "aiopoll-cortex-m"])
+                .args([
+                    "miri",
+                    "test",
+                    "-p",
+                    "aiopoll-cortex-m",
+                    "--features",
+                    "async",
+                ])
                 .env("MIRIFLAGS", "-Zmiri-strict-provenance")
                 .env("CARGO_TARGET_DIR", crate::shell::root().join("target/miri")),
         )?;
@@ -193,7 +206,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "--target",
             "thumbv7m-none-eabi",
             "--features",
-            "defmt",
+            "defmt,async",
             "--",
             "-D",
             "warnings",
@@ -208,7 +221,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "--target",
             "thumbv6m-none-eabi",
             "--features",
-            "defmt,critical-section",
+            "defmt,critical-section,async",
         ]),
     )?;
     for board in crate::qemu::BOARDS

@@ -44,6 +44,28 @@ impl<Q: RawMutex> Ticks<Q> {
     }
 }
 
+/// For the async delay's unit tests: a count that starts anywhere, and a
+/// coarse timer.
+#[cfg(all(test, feature = "async"))]
+impl<Q: RawMutex> Ticks<Q> {
+    /// At tick `now`.
+    pub(crate) const fn at(now: u32) -> Self {
+        Ticks {
+            now: Mutex::new(Cell::new(now)),
+            queue: WaitQueue::new(),
+        }
+    }
+
+    /// `step` ticks at once, with one wakeup.
+    pub(crate) fn advance(&self, step: u32) -> usize {
+        critical_section::with(|cs| {
+            let now = self.now.borrow(cs);
+            now.set(now.get().wrapping_add(step));
+        });
+        self.queue.wake(Events::empty())
+    }
+}
+
 impl<Q: RawMutex> Default for Ticks<Q> {
     fn default() -> Self {
         Self::new()
@@ -69,7 +91,7 @@ fn deadline(now: u32, ticks: u32) -> u32 {
 }
 
 /// A delay of `ticks` as waits of 1..=[`MAX_WAIT`] ticks (none for 0).
-fn waits(mut ticks: u32) -> impl Iterator<Item = u32> {
+pub(crate) fn waits(mut ticks: u32) -> impl Iterator<Item = u32> {
     core::iter::from_fn(move || {
         if ticks == 0 {
             return None;
@@ -81,13 +103,23 @@ fn waits(mut ticks: u32) -> impl Iterator<Item = u32> {
 }
 
 /// A deadline on a [`Ticks`]: ready (IN) once the tick count reaches it.
-struct Deadline<'t, Q: RawMutex> {
+pub(crate) struct Deadline<'t, Q: RawMutex> {
     ticks: &'t Ticks<Q>,
     at: u32,
 }
 
-impl<Q: RawMutex> Deadline<'_, Q> {
-    fn expired(&self) -> bool {
+impl<'t, Q: RawMutex> Deadline<'t, Q> {
+    /// The end of a wait of `wait` whole ticks (1..=[`MAX_WAIT`]) that
+    /// starts now.
+    pub(crate) fn after(ticks: &'t Ticks<Q>, wait: u32) -> Self {
+        Deadline {
+            ticks,
+            at: deadline(ticks.now(), wait),
+        }
+    }
+
+    /// Whether the tick count has reached the deadline.
+    pub(crate) fn expired(&self) -> bool {
         expired(self.ticks.now(), self.at)
     }
 }
@@ -192,10 +224,7 @@ where
 
     /// Waits 1..=[`MAX_WAIT`] whole ticks.
     fn wait(&mut self, ticks: u32, idle: &mut impl Idle) {
-        let deadline = Deadline {
-            ticks: self.ticks,
-            at: deadline(self.ticks.now(), ticks),
-        };
+        let deadline = Deadline::after(self.ticks, ticks);
         // SAFETY: `deadline` lives on this frame, and this function does not
         // return before its request has completed and been reaped (`Idle::
         // reap` reaps at least one completion, and the context serves

@@ -62,6 +62,18 @@ impl<P: InputPin, Q: RawMutex> PinSource<P, Q> {
         })
     }
 
+    /// Whether the pin reads high now; `None` when reading it fails.
+    #[cfg(feature = "async")]
+    pub(crate) fn is_high(&self) -> Option<bool> {
+        critical_section::with(|cs| self.pin.borrow(cs).borrow_mut().is_high().ok())
+    }
+
+    /// The wait queue that [`on_edge`](Self::on_edge) wakes.
+    #[cfg(feature = "async")]
+    pub(crate) fn queue(&self) -> &WaitQueue<Q> {
+        &self.queue
+    }
+
     /// Gives the pin back (no request may be waiting: it takes `self`).
     pub fn into_inner(self) -> P {
         self.pin.into_inner().into_inner()

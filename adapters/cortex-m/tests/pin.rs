@@ -4,96 +4,15 @@
 mod support;
 
 use std::pin::pin;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 
 use aiopoll_cortex_m::aiopoll::{Completion, Context, Events, Outcome, PollTable, Source};
 use aiopoll_cortex_m::{Active, CortexMLocks, PinSource};
-use embedded_hal::digital::{ErrorKind, ErrorType, InputPin};
+use embedded_hal::digital::InputPin;
+use support::pins::{BrokenPin, Wires};
 use support::{reap_all, Counting};
 
 type PinContext<'s> = Context<'s, 4, CortexMLocks, 1, Counting>;
-
-/// What a failing pin read reports.
-#[derive(Debug)]
-struct ReadFault;
-
-impl embedded_hal::digital::Error for ReadFault {
-    fn kind(&self) -> ErrorKind {
-        ErrorKind::Other
-    }
-}
-
-/// A pin whose level (and whether reads fail) the test sets; counts reads.
-struct FakePin<'a> {
-    high: &'a AtomicBool,
-    failing: &'a AtomicBool,
-    reads: u32,
-}
-
-impl ErrorType for FakePin<'_> {
-    type Error = ReadFault;
-}
-
-impl InputPin for FakePin<'_> {
-    fn is_high(&mut self) -> Result<bool, ReadFault> {
-        self.reads += 1;
-        if self.failing.load(Ordering::SeqCst) {
-            return Err(ReadFault);
-        }
-        Ok(self.high.load(Ordering::SeqCst))
-    }
-
-    fn is_low(&mut self) -> Result<bool, ReadFault> {
-        self.is_high().map(|high| !high)
-    }
-}
-
-/// A pin every read of which fails.
-struct BrokenPin<'a> {
-    reads: &'a AtomicU32,
-}
-
-impl ErrorType for BrokenPin<'_> {
-    type Error = ReadFault;
-}
-
-impl InputPin for BrokenPin<'_> {
-    fn is_high(&mut self) -> Result<bool, ReadFault> {
-        self.reads.fetch_add(1, Ordering::SeqCst);
-        Err(ReadFault)
-    }
-
-    fn is_low(&mut self) -> Result<bool, ReadFault> {
-        self.reads.fetch_add(1, Ordering::SeqCst);
-        Err(ReadFault)
-    }
-}
-
-struct Wires {
-    high: AtomicBool,
-    failing: AtomicBool,
-}
-
-impl Wires {
-    fn new(high: bool) -> Self {
-        Wires {
-            high: AtomicBool::new(high),
-            failing: AtomicBool::new(false),
-        }
-    }
-
-    fn pin(&self) -> FakePin<'_> {
-        FakePin {
-            high: &self.high,
-            failing: &self.failing,
-            reads: 0,
-        }
-    }
-
-    fn set_high(&self, high: bool) {
-        self.high.store(high, Ordering::SeqCst);
-    }
-}
 
 fn ready(user_data: u64, events: Events) -> Completion {
     Completion {

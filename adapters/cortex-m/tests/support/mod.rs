@@ -6,6 +6,9 @@
 //! panic), so the tests count the notifications instead.
 #![allow(dead_code)] // each test binary uses its own part of this
 
+pub mod pins;
+pub mod task;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use aiopoll_cortex_m::aiopoll::{Completion, Context, Locks, Notify};

@@ -7,6 +7,13 @@
 //! `cargo run --profile icount --bin icount` from `benches/firmware` (or
 //! `cargo xtask size`, which runs it twice). The "interrupt" rows wake from
 //! a real exception handler (PendSV, pended by software).
+//!
+//! The "awaited" rows count what it costs an interrupt handler to wake an
+//! awaiting task: `BATCH` futures wait (an aiopoll `Request`, an
+//! embassy-sync `Signal::wait`, a maitake-sync `WaitQueue::wait`), each
+//! polled once with the same counting waker; then one PendSV handler wakes
+//! them all, timed inside the handler, so neither the exception's entry
+//! nor the task's next poll is in the figure.
 #![no_std]
 #![no_main]
 
@@ -15,7 +22,7 @@ use core::future::Future;
 use core::hint::black_box;
 use core::pin::{pin, Pin};
 use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
-use core::task::{Context as TaskContext, Poll, Waker};
+use core::task::{Context as TaskContext, Poll, RawWaker, RawWakerVTable, Waker};
 
 use aiopoll::{Completion, Context, Events, Outcome};
 use aiopoll_firmware_bench::{timer, CortexMLocks, IrqEvent};
@@ -37,13 +44,48 @@ static SIGNAL: embassy_sync::signal::Signal<CriticalSectionRawMutex, ()> =
 
 static QUEUE: maitake_sync::WaitQueue = maitake_sync::WaitQueue::new();
 
+/// What the awaited rows wait on, one per future.
+static AWAITED: Context<'static, BATCH, CortexMLocks> = Context::new();
+static SIGNALS: [embassy_sync::signal::Signal<CriticalSectionRawMutex, ()>; BATCH] =
+    [const { embassy_sync::signal::Signal::new() }; BATCH];
+static QUEUES: [maitake_sync::WaitQueue; BATCH] = [const { maitake_sync::WaitQueue::new() }; BATCH];
+/// Timer ticks spent inside the PendSV handler on the awaited batches.
+static HANDLER_TICKS: AtomicU32 = AtomicU32::new(0);
+/// Wakes the counting waker received.
+static WAKES: AtomicU32 = AtomicU32::new(0);
+
+/// The same waker for every awaited row: it counts its wakes.
+static COUNTING: RawWakerVTable = RawWakerVTable::new(
+    |data| RawWaker::new(data, &COUNTING),
+    |_| {
+        WAKES.fetch_add(1, Ordering::Relaxed);
+    },
+    |_| {
+        WAKES.fetch_add(1, Ordering::Relaxed);
+    },
+    |_| {},
+);
+
+fn counting_waker() -> Waker {
+    // SAFETY: the vtable's functions ignore the data pointer (null) and
+    // uphold RawWaker's contract: clone returns a waker with the same
+    // vtable, wake and wake_by_ref only count, drop does nothing.
+    unsafe { Waker::from_raw(RawWaker::new(core::ptr::null(), &COUNTING)) }
+}
+
 /// What the PendSV handler wakes.
+#[derive(Clone, Copy)]
 #[repr(u8)]
 enum Wakes {
     Nothing,
     Aiopoll,
     Embassy,
     Maitake,
+    /// The awaited batches: the loop alone, then each peer's `BATCH` wakes.
+    BatchLoop,
+    AiopollAwaited,
+    EmbassyAwaited,
+    MaitakeAwaited,
 }
 
 static WAKER: AtomicU8 = AtomicU8::new(Wakes::Nothing as u8);
@@ -56,8 +98,73 @@ fn PendSV() {
         }
         w if w == Wakes::Embassy as u8 => SIGNAL.signal(()),
         w if w == Wakes::Maitake as u8 => QUEUE.wake(),
+        w if w == Wakes::BatchLoop as u8 => timed_batch(|index| {
+            black_box(index);
+        }),
+        w if w == Wakes::AiopollAwaited as u8 => timed_batch(|index| {
+            black_box(FLAGS[index].raise(Events::IN));
+        }),
+        w if w == Wakes::EmbassyAwaited as u8 => timed_batch(|index| SIGNALS[index].signal(())),
+        w if w == Wakes::MaitakeAwaited as u8 => timed_batch(|index| {
+            black_box(QUEUES[index].wake());
+        }),
         _ => {}
     }
+}
+
+/// `wake(0..BATCH)` inside the handler, its ticks added to
+/// `HANDLER_TICKS`.
+#[inline(always)]
+fn timed_batch(mut wake: impl FnMut(usize)) {
+    let start = timer::now();
+    for index in 0..BATCH {
+        wake(index);
+    }
+    let end = timer::now();
+    HANDLER_TICKS.fetch_add(start.wrapping_sub(end), Ordering::Relaxed);
+}
+
+/// Instructions the PendSV handler spends in `ROUNDS` batches of
+/// `wakes`: each round makes `BATCH` futures with `make`, polls each once
+/// (pending), pends PendSV, whose handler wakes them all, then polls each
+/// to completion (the loop-only batch leaves them pending). `None` if a future was not pending before, not ready
+/// after, or the waker was not woken once per future.
+fn awaited<F: Future>(wakes: Wakes, mut make: impl FnMut(usize) -> F) -> Option<u64> {
+    let waker = counting_waker();
+    let mut cx = TaskContext::from_waker(&waker);
+    HANDLER_TICKS.store(0, Ordering::Relaxed);
+    WAKES.store(0, Ordering::Relaxed);
+    let checked = !matches!(wakes, Wakes::BatchLoop);
+    let mut ok = true;
+    for _ in 0..ROUNDS {
+        let futures: [F; BATCH] = core::array::from_fn(&mut make);
+        let mut futures = pin!(futures);
+        for index in 0..BATCH {
+            // SAFETY: the array is pinned and its elements are never moved
+            // out of it: pinning projects structurally to each element.
+            let future = unsafe { futures.as_mut().map_unchecked_mut(|all| &mut all[index]) };
+            ok &= future.poll(&mut cx).is_pending();
+        }
+        WAKER.store(wakes as u8, Ordering::Relaxed);
+        cortex_m::peripheral::SCB::set_pendsv();
+        WAKER.store(Wakes::Nothing as u8, Ordering::Relaxed);
+        if checked {
+            for index in 0..BATCH {
+                // SAFETY: as above.
+                let future = unsafe { futures.as_mut().map_unchecked_mut(|all| &mut all[index]) };
+                ok &= future.poll(&mut cx).is_ready();
+            }
+        }
+        // Untimed: aiopoll's flags stay raised until cleared.
+        for flag in &FLAGS {
+            flag.clear(Events::IN);
+        }
+    }
+    let woken = WAKES.load(Ordering::Relaxed);
+    if checked && (!ok || woken != ROUNDS * BATCH as u32) {
+        return None;
+    }
+    Some(u64::from(HANDLER_TICKS.load(Ordering::Relaxed)) * timer::INSTRUCTIONS_PER_TICK)
 }
 
 /// Instructions of `ITERATIONS` runs of `op`.
@@ -356,7 +463,45 @@ fn main() -> ! {
         timer_only,
     );
 
-    debug::exit(debug::EXIT_SUCCESS);
+    // An interrupt handler waking awaiting tasks: the peers side by side.
+    let per_batch = u64::from(ROUNDS) * BATCH as u64;
+    let handler_loop = awaited(Wakes::BatchLoop, |_| core::future::pending::<()>());
+    let awaited_context = Pin::static_ref(&AWAITED);
+    let rows = [
+        (
+            "aiopoll awaited Request: interrupt wakes the task (handler side)",
+            awaited(Wakes::AiopollAwaited, |index| {
+                awaited_context.request(&FLAGS[index], Events::IN)
+            }),
+        ),
+        (
+            "embassy-sync Signal: interrupt wakes the task (handler side)",
+            awaited(Wakes::EmbassyAwaited, |index| SIGNALS[index].wait()),
+        ),
+        (
+            "maitake-sync WaitQueue: interrupt wakes the task (handler side)",
+            awaited(Wakes::MaitakeAwaited, |index| QUEUES[index].wait()),
+        ),
+    ];
+    let mut all_ok = handler_loop.is_some();
+    if let Some(handler_loop) = handler_loop {
+        report("(batch loop in the handler)", handler_loop, per_batch, 0);
+        for (name, instructions) in rows {
+            match instructions {
+                Some(instructions) => report(name, instructions, per_batch, handler_loop),
+                None => {
+                    hprintln!("{}\tFAILED\tFAILED", name);
+                    all_ok = false;
+                }
+            }
+        }
+    }
+
+    debug::exit(if all_ok {
+        debug::EXIT_SUCCESS
+    } else {
+        debug::EXIT_FAILURE
+    });
     loop {
         cortex_m::asm::wfi();
     }
