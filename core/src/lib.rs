@@ -66,16 +66,20 @@ pub mod context;
 mod error;
 mod events;
 mod locks;
+pub mod request;
 pub mod safety;
 mod source;
 mod sync;
 pub mod wait_queue;
 
 pub use completion::{Completion, Handle, Outcome};
-pub use context::{Context, InProgress, Notify, Stats};
+pub use context::{
+    BatchRefused, Context, InProgress, Notify, Stats, Submission, UpdateError, Updated,
+};
 pub use error::{CancelError, SubmitError};
 pub use events::{Events, UnknownEvents};
 pub use locks::{Locks, SpinLock, SpinLocks};
+pub use request::Request;
 pub use source::{PollTable, Source};
 pub use wait_queue::WaitQueue;
 

@@ -45,3 +45,33 @@
 //! 7. **A `Context`'s first field is its `ContextHeader`** (`repr(C)`), so a
 //!    pointer to the header is a pointer to the context with the context's
 //!    provenance. Guarded by Miri on every test that wakes a queue.
+//! 8. **A future waiting for a slot stays in place until it unlinks its
+//!    node.** A [`Request`](crate::Request) that finds every slot in use
+//!    links a node that lives inside the future on its context's list of
+//!    slot waiters; the list and the nodes are touched only under the
+//!    context lock (invariant 5). The future is `!Unpin` and is polled
+//!    pinned, and its `Drop` unlinks the node (and passes on a slot it was
+//!    told of): pinning promises that the memory of a pinned value is not
+//!    reused before its `drop` runs. `mem::forget` of a pinned future
+//!    (`Pin<Box<_>>` forgotten) leaks its memory, so the node stays valid
+//!    for ever and may stay linked; a pinned stack future cannot be
+//!    forgotten without being dropped. Guarded by `tests/request.rs`
+//!    (`slot_waiters_are_woken_oldest_first_and_a_dropped_one_passes_its_turn_on`,
+//!    `forgetting_futures_is_sound_and_only_leaks_their_slots`) under Miri,
+//!    and the loom model `waiting_for_a_slot_vs_release`.
+//! 9. **A submitted future owns its slot until it takes the outcome.** The
+//!    slot (and its generation) is only freed by the future: when it reads
+//!    the completed outcome, or in its `Drop` (cancel, then take). A
+//!    forgotten submitted future therefore keeps its slot, and nothing else
+//!    can reuse it: sound, at the price of the slot. No pointer into the
+//!    future is kept once it is submitted (its waker is a cloned `Waker`).
+//!    Guarded by `forgetting_futures_is_sound_and_only_leaks_their_slots`
+//!    under Miri and the loom models `awaited_drop_vs_wakeup` and
+//!    `awaited_drop_vs_deferred_work`.
+//! 10. **No task waker runs or is dropped under an aiopoll lock.** Wakers
+//!     taken out of completed requests go into a bounded `WakeBatch`
+//!     declared before the lock guard, so it is called after the guard is
+//!     released (a wakeup that finds the batch full defers instead); stale
+//!     wakers are dropped after the unlock. Not a memory-safety invariant,
+//!     but what keeps a waker that re-enters aiopoll from deadlocking.
+//!     Guarded by `more_awaited_requests_on_one_queue_than_a_wake_batch_all_complete_once`.

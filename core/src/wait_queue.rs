@@ -29,6 +29,7 @@
 
 use core::marker::PhantomPinned;
 use core::ptr;
+use core::task::Waker;
 
 use lock_api::RawMutex;
 
@@ -56,10 +57,71 @@ pub(crate) enum Verdict {
     Deferred,
     /// The request completed inline and its entry left the list.
     Completed,
+    /// A multishot request posted its readiness inline and stays queued.
+    Posted,
+}
+
+/// How many task wakers one pass of a wakeup (or of deferred work) may
+/// collect before it must let go of its lock to call them.
+const WAKE_BATCH: usize = 4;
+
+/// Task wakers taken out of requests that completed while a lock was held,
+/// called once no aiopoll lock is held any more, so that no waker runs
+/// inside aiopoll's locks and none can re-enter them (maitake-sync's
+/// `WakeBatch` idea). Bounded: a wake function that finds the batch full
+/// hands the request to deferred work instead of completing it.
+///
+/// Declare a batch *before* the lock guard it serves: locals drop in
+/// reverse order, so the guard is released first and the batch's `Drop`
+/// then calls what it holds (also when a source's `poll` unwinds).
+pub(crate) struct WakeBatch {
+    wakers: heapless::Vec<Waker, WAKE_BATCH>,
+}
+
+impl WakeBatch {
+    pub(crate) const fn new() -> Self {
+        WakeBatch {
+            wakers: heapless::Vec::new(),
+        }
+    }
+
+    /// Whether one more waker fits.
+    #[inline]
+    pub(crate) fn has_room(&self) -> bool {
+        !self.wakers.is_full()
+    }
+
+    /// Keeps `waker` to be called later. The caller has checked
+    /// [`has_room`](Self::has_room); a waker that does not fit is dropped,
+    /// never called under a lock.
+    pub(crate) fn push(&mut self, waker: Waker) {
+        let pushed = self.wakers.push(waker);
+        debug_assert!(pushed.is_ok(), "a full wake batch was pushed to");
+    }
+
+    /// Drops the wakers without calling them (their task is going away).
+    pub(crate) fn forget(&mut self) {
+        self.wakers.clear();
+    }
+
+    /// Calls every waker held, emptying the batch.
+    pub(crate) fn wake_all(&mut self) {
+        while let Some(waker) = self.wakers.pop() {
+            waker.wake();
+        }
+    }
+}
+
+impl Drop for WakeBatch {
+    fn drop(&mut self) {
+        self.wake_all();
+    }
 }
 
 /// The wake function of a context type: called with the queue's lock held
-/// for an entry `entry` of slot `slot` linked on `list`.
+/// for an entry `entry` of slot `slot` linked on `list`. A task waker of a
+/// request it completes goes into `batch`, to be called after the queue's
+/// lock is released.
 ///
 /// # Safety
 /// `owner` points to a live context of the type this function was
@@ -71,6 +133,7 @@ pub(crate) type WakeFn = unsafe fn(
     entry: *const WaitEntry,
     slot: u16,
     wake: Wake,
+    batch: &mut WakeBatch,
 ) -> Verdict;
 
 /// The first field of every `Context` (which is `repr(C)`): lets a wait entry
@@ -347,6 +410,9 @@ impl<Q: RawMutex> WaitQueue<Q> {
     }
 
     fn wake_all(&self, wake: Wake, close: bool) -> usize {
+        // Before the guard: the tasks of requests completed here are woken
+        // once the queue lock is released.
+        let mut batch = WakeBatch::new();
         let _locked = Locked::lock(&self.lock);
         let mut woken = 0;
         self.list.with_mut(|list| {
@@ -367,7 +433,7 @@ impl<Q: RawMutex> WaitQueue<Q> {
                         .node
                         .with(|node| ((*node).next, (*node).owner, (*node).slot));
                     let wake_fn = (*owner).wake;
-                    let verdict = wake_fn(owner, list, cursor, slot, wake);
+                    let verdict = wake_fn(owner, list, cursor, slot, wake, &mut batch);
                     if verdict != Verdict::NotInterested {
                         woken += 1;
                     }
@@ -413,12 +479,29 @@ impl<Q: RawMutex> WaitQueue<Q> {
         })
     }
 
-    /// Unlinks `entry` if it is still linked on this queue (a concurrent
-    /// [`close`](Self::close) may have detached it first).
+    /// Changes the events `entry` waits for, if it is still linked on this
+    /// queue (a request being updated).
     ///
     /// # Safety
     /// `entry` belongs to a context whose lock the caller holds, and was
     /// linked on this queue when the caller last read its `queue` pointer.
+    pub(crate) unsafe fn set_events(&self, entry: *const WaitEntry, events: Events) {
+        let _locked = Locked::lock(&self.lock);
+        // SAFETY: we hold the queue lock, which protects a linked entry's
+        // node; re-checking `queue` under it tells whether the entry is
+        // still on this list (a close may have taken it off).
+        unsafe {
+            if (*entry).queue.load(Ordering::Relaxed) == self.as_erased() {
+                (*entry).node.with_mut(|node| (*node).events = events);
+            }
+        }
+    }
+
+    /// Unlinks `entry` if it is still linked on this queue (a concurrent
+    /// [`close`](Self::close) may have detached it first).
+    ///
+    /// # Safety
+    /// As [`set_events`](Self::set_events).
     pub(crate) unsafe fn detach(&self, entry: *const WaitEntry) {
         let _locked = Locked::lock(&self.lock);
         // SAFETY: we hold the queue lock; re-checking `queue` under it tells

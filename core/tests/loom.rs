@@ -362,3 +362,225 @@ fn context_drop_vs_wakeup() {
 // swap are totally ordered in the flag's modification order). Seen here as
 // `submit_wake_and_reap_on_three_threads` losing the deferred flag. The core
 // sets the flag with a swap, which loom models exactly.
+
+// --- Awaited requests (issue 11): the `Request` future's races. ---
+
+/// A task waker that counts its wakeups (in a loom atomic).
+#[derive(Default)]
+struct CountingWaker(loom::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for CountingWaker {
+    fn wake(self: std::sync::Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+fn task() -> (std::sync::Arc<CountingWaker>, std::task::Waker) {
+    let count = std::sync::Arc::new(CountingWaker::default());
+    (count.clone(), std::task::Waker::from(count))
+}
+
+fn poll_with<F: std::future::Future>(
+    future: Pin<&mut F>,
+    waker: &std::task::Waker,
+) -> std::task::Poll<F::Output> {
+    future.poll(&mut std::task::Context::from_waker(waker))
+}
+
+/// The task re-registers its waker (a new one) while a wakeup completes the
+/// request on another thread: either that poll sees the completion, or the
+/// new waker is woken (inline, or by the deferred work the wakeup asked
+/// for). No lost wakeup.
+#[test]
+fn awaited_waker_registration_vs_completion() {
+    model(|| {
+        let device = Device::new(1);
+        let context = context();
+        let (_, first) = task();
+        let (second_count, second) = task();
+        let mut request = Box::pin(context.request(device, Events::IN));
+        assert!(poll_with(request.as_mut(), &first).is_pending());
+        let waker = thread::spawn(move || device.raise(0, Events::IN));
+        let resolved = poll_with(request.as_mut(), &second).is_ready();
+        waker.join().unwrap();
+        // A wakeup that found the context lock held (by that poll) deferred:
+        // the adapter runs the deferred work its hook asks for.
+        context.run_deferred();
+        if !resolved {
+            assert_eq!(second_count.0.load(Ordering::SeqCst), 1, "lost wakeup");
+            assert_eq!(
+                poll_with(request.as_mut(), &second),
+                std::task::Poll::Ready(Ok(Outcome::Ready(Events::IN)))
+            );
+        }
+        drop(request);
+        assert_eq!(context.in_use(), 0, "a slot leaked");
+        assert!(device.idle(), "a wait entry stayed queued");
+        assert!(reap_all(&context).is_empty());
+        assert_eq!(context.stats().awaited, 1);
+    });
+}
+
+/// The future is dropped while a wakeup completes its request: either the
+/// drop cancels it or consumes the completion; nothing is left behind.
+#[test]
+fn awaited_drop_vs_wakeup() {
+    model(|| {
+        let device = Device::new(1);
+        let context = context();
+        let (_, waker) = task();
+        let mut request = Box::pin(context.request(device, Events::IN));
+        assert!(poll_with(request.as_mut(), &waker).is_pending());
+        let raiser = thread::spawn(move || device.raise(0, Events::IN));
+        drop(request);
+        raiser.join().unwrap();
+        assert_eq!(context.in_use(), 0, "a slot leaked");
+        assert!(device.idle(), "a wait entry stayed queued");
+        assert!(reap_all(&context).is_empty());
+        let stats = context.stats();
+        assert_eq!(stats.awaited, 1);
+        assert_eq!(
+            stats.cancelled + stats.completed_by_wakeup + stats.completed_by_deferred_work,
+            1
+        );
+    });
+}
+
+/// The future is dropped while deferred work runs for the wakeup that came
+/// before the drop: the wakeup wins (no cancel), nothing is left behind.
+#[test]
+fn awaited_drop_vs_deferred_work() {
+    model(|| {
+        let device = Device::new(1);
+        let context = context();
+        let (count, waker) = task();
+        let mut request = Box::pin(context.request(device, Events::IN));
+        assert!(poll_with(request.as_mut(), &waker).is_pending());
+        device.set_ready(Events::IN);
+        device.queues[0].wake(Events::empty()); // deferred
+        let worker = thread::spawn(move || context.run_deferred());
+        drop(request);
+        worker.join().unwrap();
+        assert_eq!(context.in_use(), 0, "a slot leaked");
+        assert!(device.idle(), "a wait entry stayed queued");
+        let stats = context.stats();
+        assert_eq!((stats.cancelled, stats.completed_by_deferred_work), (0, 1));
+        // Woken at most by the worker, which may have run first.
+        assert!(count.0.load(Ordering::SeqCst) <= 1);
+    });
+}
+
+type OneSlot = Context<'static, 1, Locks, 2>;
+
+/// A future finds the context full while a reaper frees the only slot: it
+/// either gets the slot at once or is woken. No lost wakeup.
+#[test]
+fn waiting_for_a_slot_vs_release() {
+    model(|| {
+        let device = Device::new(1);
+        let context = Pin::static_ref(&*Box::leak(Box::new(OneSlot::new())));
+        assert_eq!(context.in_use(), 0);
+        context.submit(device, Events::IN, 1).unwrap();
+        device.raise(0, Events::IN); // completes; the slot frees at reap
+        let (count, waker) = task();
+        let mut request = Box::pin(context.request(device, Events::OUT));
+        let reaper = thread::spawn(move || {
+            let mut out = [Completion::EMPTY; 1];
+            context.reap(&mut out)
+        });
+        assert!(poll_with(request.as_mut(), &waker).is_pending());
+        assert_eq!(reaper.join().unwrap(), 1);
+        if context.in_use() == 0 {
+            // It found the context full and waits: it must have been woken.
+            assert_eq!(count.0.load(Ordering::SeqCst), 1, "lost wakeup");
+            assert!(poll_with(request.as_mut(), &waker).is_pending());
+        }
+        assert_eq!(context.in_use(), 1, "the future holds the slot");
+        drop(request);
+        assert_eq!(context.in_use(), 0);
+        assert!(device.idle());
+    });
+}
+
+/// Issue 10, item 6: an update of the mask races a wakeup for the new mask.
+/// Whether the wakeup comes before the entry's mask changed (then the
+/// update's re-poll sees the readiness) or after (then it matches), the
+/// request completes once, with the new events.
+#[test]
+fn update_vs_wakeup() {
+    model(|| {
+        let device = Device::new(1);
+        let context = context();
+        let handle = context.submit(device, Events::IN, 1).unwrap();
+        let waker = thread::spawn(move || device.raise(0, Events::OUT));
+        let updated = context.update(handle, Some(Events::OUT), Some(1));
+        waker.join().unwrap();
+        assert!(updated.is_ok(), "{updated:?}");
+        context.run_deferred();
+        assert_eq!(
+            exactly_once(device, &context, Vec::new()),
+            Outcome::Ready(Events::OUT)
+        );
+    });
+}
+
+/// Issue 10, item 8: a deadline passes while a wakeup and a cancel race.
+/// Exactly one of them ends the request.
+#[test]
+fn deadline_vs_wakeup_vs_cancel() {
+    model(|| {
+        let device = Device::new(1);
+        let context = context();
+        let handle = context
+            .submit_with_deadline(device, Events::IN, 1, 10)
+            .unwrap();
+        let timer = thread::spawn(move || context.expire(10));
+        let waker = thread::spawn(move || device.raise(0, Events::IN));
+        let cancelled = context.cancel(handle);
+        let expired = timer.join().unwrap();
+        waker.join().unwrap();
+        let outcome = exactly_once(device, &context, Vec::new());
+        match (cancelled, expired) {
+            (Ok(_), 0) => assert_eq!(outcome, Outcome::Cancelled),
+            (Err(_), 1) => assert_eq!(outcome, Outcome::TimedOut),
+            (Err(_), 0) => assert_eq!(outcome, Outcome::Ready(Events::IN)),
+            other => panic!("cancel and expire both ended it: {other:?}"),
+        }
+    });
+}
+
+/// Issue 10, item 5: a multishot request's readiness is reaped while
+/// another wakeup posts: the second readiness is merged into the first or
+/// posted anew, never lost; the final completion comes once, last.
+#[test]
+fn multishot_reap_vs_wakeup() {
+    model(|| {
+        let device = Device::new(1);
+        let context = context();
+        let handle = context
+            .submit_multishot(device, Events::IN | Events::OUT, 1)
+            .unwrap();
+        device.raise(0, Events::IN);
+        let waker = thread::spawn(move || device.raise(0, Events::OUT));
+        let mut seen = reap_all(&context);
+        waker.join().unwrap();
+        context.run_deferred();
+        seen.extend(reap_all(&context));
+        let ready = seen.iter().fold(Events::empty(), |all, completion| {
+            assert!(completion.more, "{completion:?}");
+            assert_eq!(completion.handle, handle);
+            match completion.outcome {
+                Outcome::Ready(events) => all | events,
+                other => panic!("{other:?} before the final completion"),
+            }
+        });
+        assert_eq!(ready, Events::IN | Events::OUT, "a readiness was lost");
+        assert!(context.cancel(handle).is_ok());
+        let last = reap_all(&context);
+        assert_eq!(last.len(), 1);
+        assert!(!last[0].more);
+        assert_eq!(last[0].outcome, Outcome::Cancelled);
+        assert_eq!(context.in_use(), 0, "a slot leaked");
+        assert!(device.idle(), "a wait entry stayed queued");
+    });
+}

@@ -1,5 +1,6 @@
 //! Property test: random operation sequences (submit, wake with keys,
-//! cancel, close, reap, context teardown, hostile sources) against the plain
+//! cancel, close, reap, context teardown, hostile sources, `Request`
+//! futures made, polled and dropped at any point) against the plain
 //! reference model of `support/model.rs`, comparing every return value and
 //! every completion.
 
@@ -18,7 +19,7 @@ fn events() -> impl Strategy<Value = u16> {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        4 => (0..SOURCES, events(), 0..1000u64)
+        4 => (0..SOURCES, events(), 0..16u64)
             .prop_map(|(source, events, user_data)| Op::Submit { source, events, user_data }),
         3 => (0..SOURCES, events()).prop_map(|(source, events)| Op::SetReady { source, events }),
         4 => (0..SOURCES, 0..3usize, events())
@@ -30,6 +31,31 @@ fn op() -> impl Strategy<Value = Op> {
         1 => Just(Op::RunDeferred),
         1 => Just(Op::DropContext),
         2 => (0..4u32).prop_map(|count| Op::FailTryLocks { count }),
+        2 => (0..SOURCES, events()).prop_map(|(source, events)| Op::AwaitNew { source, events }),
+        4 => (0..16usize).prop_map(|nth| Op::AwaitPoll { nth }),
+        1 => (0..16usize).prop_map(|nth| Op::AwaitDrop { nth }),
+        1 => prop::collection::vec((0..SOURCES, events(), 0..16u64), 0..4)
+            .prop_map(|requests| Op::SubmitBatch { requests }),
+        1 => (0..16u64).prop_map(|user_data| Op::CancelUserData { user_data }),
+        1 => (0..SOURCES).prop_map(|source| Op::CancelSource { source }),
+        2 => (0..SOURCES, events(), 0..16u64, 0..8u64).prop_map(
+            |(source, events, user_data, deadline)| Op::SubmitWithDeadline {
+                source,
+                events,
+                user_data,
+                deadline,
+            }
+        ),
+        1 => (0..8u64).prop_map(|now| Op::Expire { now }),
+        2 => (0..SOURCES, events(), 0..16u64).prop_map(|(source, events, user_data)| {
+            Op::SubmitMultishot {
+                source,
+                events,
+                user_data,
+            }
+        }),
+        2 => (0..16usize, prop::option::of(events()), prop::option::of(0..16u64))
+            .prop_map(|(nth, events, user_data)| Op::Update { nth, events, user_data }),
     ]
 }
 

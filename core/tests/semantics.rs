@@ -2,6 +2,7 @@
 
 mod support;
 
+use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 
@@ -11,12 +12,19 @@ use aiopoll::{
 };
 use support::{fail_next_try_locks, try_lock_failures_left, Device, FaultLock};
 
+/// Reaps everything there is, as user data and outcome.
 fn reap_all<const N: usize, L: aiopoll::Locks, const W: usize, H: Notify>(
     context: &Context<'_, N, L, W, H>,
 ) -> Vec<Completion> {
     let mut out = vec![Completion::EMPTY; N + 1];
     let count = context.reap(&mut out);
     out.truncate(count);
+    // Compared by user data and outcome: the handle and `more` are checked
+    // by tests of their own (and by the core's reference-model harness).
+    for completion in &mut out {
+        completion.handle = Completion::EMPTY.handle;
+        completion.more = false;
+    }
     out
 }
 
@@ -33,7 +41,8 @@ fn ready_at_once_completes_at_submit() {
         reap_all(&context),
         [Completion {
             user_data: 7,
-            outcome: Outcome::Ready(Events::IN)
+            outcome: Outcome::Ready(Events::IN),
+            ..Completion::EMPTY
         }]
     );
     assert_eq!(context.stats().completed_at_submit, 1);
@@ -53,7 +62,8 @@ fn keyed_wakeup_completes_inline_with_key_and_requested() {
         reap_all(&context),
         [Completion {
             user_data: 1,
-            outcome: Outcome::Ready(Events::IN)
+            outcome: Outcome::Ready(Events::IN),
+            ..Completion::EMPTY
         }]
     );
     assert_eq!(context.stats().completed_by_wakeup, 1);
@@ -239,7 +249,8 @@ fn cancel_reports_in_progress_then_the_request_completes_cancelled() {
         reap_all(&context),
         [Completion {
             user_data: 5,
-            outcome: Outcome::Cancelled
+            outcome: Outcome::Cancelled,
+            ..Completion::EMPTY
         }]
     );
     assert_eq!(context.cancel(handle), Err(CancelError::NotFound));
@@ -366,7 +377,8 @@ fn a_reopened_queue_takes_requests_again_and_the_closed_ones_stay_completed() {
         reap_all(&context),
         [Completion {
             user_data: 1,
-            outcome: Outcome::SourceGone
+            outcome: Outcome::SourceGone,
+            ..Completion::EMPTY
         }]
     );
     // A new request waits on the reopened queue like on a new one.
@@ -471,7 +483,8 @@ fn dropping_a_queue_with_requests_completes_them_with_source_gone() {
         reap_all(&context),
         [Completion {
             user_data: 3,
-            outcome: Outcome::SourceGone
+            outcome: Outcome::SourceGone,
+            ..Completion::EMPTY
         }]
     );
 }
@@ -532,7 +545,8 @@ fn a_wakeup_that_deferred_on_a_failed_try_lock_wins_against_a_later_cancel() {
         reap_all(&context),
         [Completion {
             user_data: 1,
-            outcome: Outcome::Ready(Events::IN)
+            outcome: Outcome::Ready(Events::IN),
+            ..Completion::EMPTY
         }]
     );
     let stats = context.stats();
@@ -568,7 +582,8 @@ fn an_unkeyed_wakeup_of_a_ready_source_wins_against_a_later_cancel() {
         reap_all(&context),
         [Completion {
             user_data: 1,
-            outcome: Outcome::Ready(Events::HUP)
+            outcome: Outcome::Ready(Events::HUP),
+            ..Completion::EMPTY
         }]
     );
 }
@@ -628,4 +643,386 @@ fn reap_runs_the_deferred_work_so_nothing_is_stranded() {
     fail_next_try_locks(1);
     device.raise(Events::IN);
     assert_eq!(reap_all(&context).len(), 1);
+}
+
+#[test]
+fn a_batch_submits_in_order_and_stops_at_the_first_refused() {
+    use aiopoll::{BatchRefused, Submission};
+    let ready = Device::new(1);
+    ready.set_ready(Events::IN);
+    let waiting = Device::new(1);
+    let no_queue = Device::new(0);
+    let context = pin!(Context::<'_, 4>::new());
+    let batch = [
+        Submission {
+            source: &waiting,
+            events: Events::IN,
+            user_data: 1,
+        },
+        Submission {
+            source: &ready,
+            events: Events::IN,
+            user_data: 2,
+        },
+        Submission {
+            source: &no_queue,
+            events: Events::IN,
+            user_data: 3,
+        },
+        Submission {
+            source: &waiting,
+            events: Events::IN,
+            user_data: 4,
+        },
+    ];
+    let mut handles = Vec::new();
+    let result = context
+        .as_ref()
+        .submit_batch(&batch, |handle| handles.push(handle));
+    assert_eq!(
+        result,
+        Err(BatchRefused {
+            accepted: 2,
+            error: SubmitError::NotPollable
+        })
+    );
+    assert_eq!(handles.len(), 2);
+    // The accepted ones stand; nothing of the refused one or after it.
+    assert_eq!(context.in_use(), 2);
+    assert_eq!(waiting.queues[0].len(), 1);
+    assert_eq!(context.cancel(handles[0]), Ok(aiopoll::InProgress));
+    let mut user_data: Vec<u64> = reap_all(&context).iter().map(|c| c.user_data).collect();
+    user_data.sort_unstable();
+    assert_eq!(user_data, [1, 2]);
+    assert!(result.unwrap_err().to_string().contains("after 2 accepted"));
+    // A batch that fits is accepted whole.
+    assert_eq!(context.as_ref().submit_batch(&batch[..2], |_| {}), Ok(2));
+}
+
+#[test]
+fn cancel_user_data_cancels_every_pending_match_once() {
+    let device = Device::new(1);
+    let other = Device::new(1);
+    let deferred = Device::new(2);
+    let context = pin!(Context::<'_, 4>::new());
+    context.as_ref().submit(&device, Events::IN, 5).unwrap();
+    context.as_ref().submit(&other, Events::IN, 5).unwrap();
+    context.as_ref().submit(&device, Events::IN, 6).unwrap();
+    // A matching request whose wakeup deferred first completes with it.
+    context.as_ref().submit(&deferred, Events::IN, 5).unwrap();
+    deferred.raise(Events::IN);
+    assert_eq!(context.cancel_user_data(5), 2);
+    assert_eq!(context.cancel_user_data(5), 0);
+    let mut outcomes: Vec<(u64, Outcome)> = reap_all(&context)
+        .iter()
+        .map(|c| (c.user_data, c.outcome))
+        .collect();
+    outcomes.sort_by_key(|&(user_data, outcome)| (user_data, outcome == Outcome::Cancelled));
+    assert_eq!(
+        outcomes,
+        [
+            (5, Outcome::Ready(Events::IN)),
+            (5, Outcome::Cancelled),
+            (5, Outcome::Cancelled)
+        ]
+    );
+    assert_eq!(context.in_use(), 1); // user data 6 still waits
+    assert_eq!(context.stats().cancelled, 2);
+}
+
+#[test]
+fn cancel_source_cancels_queued_and_awaited_requests_on_it() {
+    use std::task::{Context as TaskContext, Poll, Waker};
+    let device = Device::new(2);
+    let other = Device::new(1);
+    let context = pin!(Context::<'_, 4>::new());
+    context.as_ref().submit(&device, Events::IN, 1).unwrap();
+    context.as_ref().submit(&other, Events::IN, 2).unwrap();
+    let mut request = pin!(context.as_ref().request(&device, Events::OUT));
+    let mut cx = TaskContext::from_waker(Waker::noop());
+    assert!(request.as_mut().poll(&mut cx).is_pending());
+    assert_eq!(context.cancel_source(&device), 2);
+    assert!(device.queues.iter().all(|queue| queue.is_empty()));
+    assert_eq!(
+        request.as_mut().poll(&mut cx),
+        Poll::Ready(Ok(Outcome::Cancelled))
+    );
+    assert_eq!(
+        reap_all(&context),
+        [Completion {
+            user_data: 1,
+            outcome: Outcome::Cancelled,
+            ..Completion::EMPTY
+        }]
+    );
+    assert_eq!(other.queues[0].len(), 1);
+    assert_eq!(context.cancel_source(&device), 0);
+}
+
+#[test]
+fn update_changes_the_mask_and_user_data_of_a_pending_request() {
+    use aiopoll::{UpdateError, Updated};
+    let device = Device::new(1);
+    let context = pin!(Context::<'_, 4>::new());
+    let handle = context.as_ref().submit(&device, Events::IN, 1).unwrap();
+    assert_eq!(
+        context.update(handle, Some(Events::OUT), Some(9)),
+        Ok(Updated::Waiting)
+    );
+    // The old mask no longer matches; the new one does.
+    assert_eq!(device.raise(Events::IN), 0);
+    assert_eq!(device.raise(Events::OUT), 1);
+    assert_eq!(
+        reap_all(&context),
+        [Completion {
+            user_data: 9,
+            outcome: Outcome::Ready(Events::OUT),
+            ..Completion::EMPTY
+        }]
+    );
+    assert_eq!(
+        context.update(handle, None, Some(1)),
+        Err(UpdateError::NotFound)
+    );
+}
+
+#[test]
+fn update_to_a_mask_that_is_ready_completes_at_once() {
+    use aiopoll::Updated;
+    let device = Device::new(1);
+    let context = pin!(Context::<'_, 4>::new());
+    let handle = context.as_ref().submit(&device, Events::IN, 1).unwrap();
+    // OUT became ready while the request waited for IN only: its keyed
+    // wakeup missed it. The update re-polls with the new mask.
+    device.raise(Events::OUT);
+    assert_eq!(
+        context.update(handle, Some(Events::OUT), None),
+        Ok(Updated::Completed)
+    );
+    assert!(device.queues[0].is_empty());
+    assert_eq!(reap_all(&context)[0].outcome, Outcome::Ready(Events::OUT));
+}
+
+#[test]
+fn update_loses_to_a_wakeup_that_deferred_first_and_bad_masks_change_nothing() {
+    use aiopoll::UpdateError;
+    let device = Device::new(2);
+    let context = pin!(Context::<'_, 4>::new());
+    let handle = context.as_ref().submit(&device, Events::IN, 1).unwrap();
+    let unknown = Events::from_bits_retain(0x8000);
+    let refused = context.update(handle, Some(unknown), Some(5));
+    assert_eq!(refused, Err(UpdateError::UnknownEvents { unknown: 0x8000 }));
+    assert!(refused.unwrap_err().to_string().contains("unknown bits"));
+    device.raise(Events::IN); // two queues: deferred
+    assert_eq!(
+        context.update(handle, Some(Events::OUT), Some(5)),
+        Err(UpdateError::NotFound)
+    );
+    assert_eq!(
+        reap_all(&context),
+        [Completion {
+            user_data: 1,
+            outcome: Outcome::Ready(Events::IN),
+            ..Completion::EMPTY
+        }]
+    );
+}
+
+/// Hooks that remember the deadlines they were told of.
+#[derive(Default)]
+struct Deadlines(std::sync::Mutex<Vec<u64>>);
+
+impl Notify for Deadlines {
+    fn deadline_armed(&self, deadline: u64) {
+        self.0.lock().unwrap().push(deadline);
+    }
+}
+
+#[test]
+fn a_request_whose_deadline_passes_times_out_once() {
+    let device = Device::new(1);
+    let context =
+        pin!(Context::<'_, 4, aiopoll::SpinLocks, 2, Deadlines>::with_hooks(Deadlines::default()));
+    context
+        .as_ref()
+        .submit_with_deadline(&device, Events::IN, 1, 100)
+        .unwrap();
+    context
+        .as_ref()
+        .submit_with_deadline(&device, Events::IN, 2, 50)
+        .unwrap();
+    context.as_ref().submit(&device, Events::IN, 3).unwrap();
+    assert_eq!(*context.hooks().0.lock().unwrap(), [100, 50]);
+    assert_eq!(context.next_deadline(), Some(50));
+    assert_eq!(context.expire(49), 0);
+    assert_eq!(context.expire(50), 1);
+    assert_eq!(context.next_deadline(), Some(100));
+    assert_eq!(
+        reap_all(&context),
+        [Completion {
+            user_data: 2,
+            outcome: Outcome::TimedOut,
+            ..Completion::EMPTY
+        }]
+    );
+    assert_eq!(device.queues[0].len(), 2);
+    // Readiness before the deadline wins; a later expire finds nothing.
+    device.raise(Events::IN);
+    assert_eq!(context.expire(1_000), 0);
+    assert_eq!(context.next_deadline(), None);
+    assert_eq!(reap_all(&context).len(), 2);
+    assert_eq!(context.stats().timed_out, 1);
+    assert_eq!(Outcome::TimedOut.to_linux(), -62);
+}
+
+#[test]
+fn a_wakeup_that_deferred_before_the_deadline_wins() {
+    let device = Device::new(2);
+    let context = pin!(Context::<'_, 4>::new());
+    context
+        .as_ref()
+        .submit_with_deadline(&device, Events::IN, 1, 10)
+        .unwrap();
+    device.raise(Events::IN); // two queues: deferred
+    assert_eq!(context.expire(10), 0);
+    assert_eq!(reap_all(&context)[0].outcome, Outcome::Ready(Events::IN));
+}
+
+#[test]
+fn a_request_ready_at_submit_never_times_out_nor_arms_a_deadline() {
+    let device = Device::new(1);
+    device.set_ready(Events::IN);
+    let context =
+        pin!(Context::<'_, 4, aiopoll::SpinLocks, 2, Deadlines>::with_hooks(Deadlines::default()));
+    context
+        .as_ref()
+        .submit_with_deadline(&device, Events::IN, 1, 0)
+        .unwrap();
+    assert!(context.hooks().0.lock().unwrap().is_empty());
+    assert_eq!(context.expire(u64::MAX), 0);
+    assert_eq!(reap_all(&context)[0].outcome, Outcome::Ready(Events::IN));
+}
+
+#[test]
+fn completions_carry_their_request_s_handle() {
+    let device = Device::new(1);
+    let context = pin!(Context::<'_, 4>::new());
+    let first = context.as_ref().submit(&device, Events::IN, 7).unwrap();
+    let second = context.as_ref().submit(&device, Events::IN, 7).unwrap();
+    device.raise(Events::IN);
+    let mut out = [Completion::EMPTY; 4];
+    assert_eq!(context.reap(&mut out), 2);
+    let mut handles = [out[0].handle, out[1].handle];
+    handles.sort_by_key(|handle| handle.slot());
+    assert_eq!(handles, [first, second]);
+    assert!(!out[0].more && !out[1].more);
+    // A reused slot's handle differs from the old one.
+    let third = context.as_ref().submit(&device, Events::OUT, 8).unwrap();
+    assert!(third != first && third != second);
+}
+
+#[test]
+fn a_multishot_request_posts_each_readiness_merges_unreaped_ones_and_ends_once() {
+    let device = Device::new(1);
+    let context = pin!(Context::<'_, 2>::new());
+    let handle = context
+        .as_ref()
+        .submit_multishot(&device, Events::IN | Events::OUT, 3)
+        .unwrap();
+    let mut out = [Completion::EMPTY; 4];
+    assert_eq!(device.raise(Events::IN), 1);
+    assert_eq!(context.reap(&mut out), 1);
+    assert_eq!(
+        (out[0].outcome, out[0].more, out[0].handle),
+        (Outcome::Ready(Events::IN), true, handle)
+    );
+    // Still armed, on its queue, holding its slot.
+    assert_eq!(device.queues[0].len(), 1);
+    assert_eq!(context.in_use(), 1);
+    // Two readiness before a reap: one completion, events OR'd.
+    device.set_ready(Events::empty());
+    device.raise(Events::IN);
+    device.raise(Events::OUT);
+    assert_eq!(context.completions(), 1);
+    // The final completion follows the readiness not reaped yet.
+    assert_eq!(context.cancel(handle), Ok(aiopoll::InProgress));
+    assert_eq!(context.reap(&mut out), 2);
+    assert_eq!(
+        (out[0].outcome, out[0].more),
+        (Outcome::Ready(Events::IN | Events::OUT), true)
+    );
+    assert_eq!((out[1].outcome, out[1].more), (Outcome::Cancelled, false));
+    assert_eq!(context.in_use(), 0);
+    assert!(device.queues[0].is_empty());
+    assert_eq!(context.cancel(handle), Err(CancelError::NotFound));
+}
+
+#[test]
+fn a_multishot_request_ready_at_submit_posts_and_stays_armed_until_its_queue_closes() {
+    let device = Device::new(2);
+    device.set_ready(Events::IN);
+    let context = pin!(Context::<'_, 2>::new());
+    context
+        .as_ref()
+        .submit_multishot(&device, Events::IN, 1)
+        .unwrap();
+    assert_eq!(device.queues[0].len(), 1);
+    assert_eq!(context.completions(), 1);
+    // On two queues its wakeups are posted inline all the same.
+    device.raise(Events::IN);
+    device.queues[1].close();
+    let mut out = [Completion::EMPTY; 4];
+    assert_eq!(context.reap(&mut out), 2);
+    assert_eq!(
+        (out[0].outcome, out[0].more),
+        (Outcome::Ready(Events::IN), true)
+    );
+    assert_eq!((out[1].outcome, out[1].more), (Outcome::SourceGone, false));
+    assert!(device.queues[0].is_empty());
+    assert_eq!(context.in_use(), 0);
+}
+
+#[test]
+fn submit_unchecked_with_and_reap_with_let_an_adapter_keep_something_per_request() {
+    let device = Device::new(1);
+    let context = pin!(Context::<'_, 2>::new());
+    let mut kept = [None; 2];
+    for user_data in [1, 2] {
+        // SAFETY: `device` outlives the context.
+        let handle = unsafe {
+            context.as_ref().submit_unchecked_with(
+                &device,
+                Events::IN,
+                user_data,
+                user_data == 2,
+                |handle| {
+                    kept[usize::from(handle.slot())] = Some(user_data);
+                },
+            )
+        }
+        .unwrap();
+        assert_eq!(kept[usize::from(handle.slot())], Some(user_data));
+    }
+    // A refused submit calls nothing.
+    // SAFETY: `device` outlives the context.
+    let refused = unsafe {
+        context
+            .as_ref()
+            .submit_unchecked_with(&device, Events::IN, 3, false, |_| panic!("refused"))
+    };
+    assert_eq!(refused, Err(SubmitError::Busy));
+    device.raise(Events::IN);
+    let mut seen = Vec::new();
+    let mut out = [Completion::EMPTY; 4];
+    let count = context.reap_with(&mut out, |completion| {
+        seen.push((completion.user_data, completion.more));
+        if !completion.more {
+            kept[usize::from(completion.handle.slot())] = None;
+        }
+    });
+    assert_eq!(count, 2);
+    seen.sort_unstable();
+    // The one-shot request ends; the multishot one posts and stays.
+    assert_eq!(seen, [(1, false), (2, true)]);
+    assert_eq!(kept.iter().flatten().copied().collect::<Vec<_>>(), [2]);
 }

@@ -63,6 +63,10 @@ fn account(seen: &[AtomicU8], totals: &Totals, completions: &[Completion]) {
         match completion.outcome {
             Outcome::Cancelled => totals.cancelled.fetch_add(1, Ordering::Relaxed),
             Outcome::SourceGone => totals.source_gone.fetch_add(1, Ordering::Relaxed),
+            Outcome::TimedOut => panic!(
+                "user data {}: no soak request has a deadline",
+                completion.user_data
+            ),
             Outcome::Ready(events) => {
                 assert!(!events.is_empty(), "a ready completion with no events");
                 0

@@ -23,6 +23,7 @@ fn ready(user_data: u64, events: Events) -> Completion {
     Completion {
         user_data,
         outcome: Outcome::Ready(events),
+        ..Completion::EMPTY
     }
 }
 
@@ -255,7 +256,8 @@ fn cancel_and_a_later_raise_complete_the_request_once() {
         reap_all(&context),
         [Completion {
             user_data: 1,
-            outcome: Outcome::Cancelled
+            outcome: Outcome::Cancelled,
+            ..Completion::EMPTY
         }]
     );
     assert_eq!(context.cancel(handle), Err(CancelError::NotFound));
@@ -292,6 +294,7 @@ fn closing_the_queue_completes_waiters_once_with_source_gone() {
     let gone = |user_data| Completion {
         user_data,
         outcome: Outcome::SourceGone,
+        ..Completion::EMPTY
     };
     assert_eq!(reap_all(&context), [gone(1), gone(2)]);
 

@@ -165,7 +165,8 @@ fn a_wakeup_while_the_context_lock_is_held_defers() {
         reap_all(&context),
         [Completion {
             user_data: 1,
-            outcome: Outcome::Ready(Events::IN)
+            outcome: Outcome::Ready(Events::IN),
+            ..Completion::EMPTY
         }]
     );
     // The request whose poll raised is still waiting on its own queue.
@@ -222,7 +223,8 @@ fn a_wakeup_from_another_thread_waits_for_the_critical_section() {
         reap_all(&CONTEXT),
         [Completion {
             user_data: 1,
-            outcome: Outcome::Ready(Events::IN)
+            outcome: Outcome::Ready(Events::IN),
+            ..Completion::EMPTY
         }]
     );
     assert_eq!(STARTS_WAKER.queue.len(), 1);

@@ -99,6 +99,7 @@ fn ready(user_data: u64, events: Events) -> Completion {
     Completion {
         user_data,
         outcome: Outcome::Ready(events),
+        ..Completion::EMPTY
     }
 }
 

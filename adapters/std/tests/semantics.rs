@@ -4,6 +4,15 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+/// User data and outcome of each completion (the handle and `more` have
+/// tests of their own).
+fn pairs(completions: &[Completion]) -> Vec<(u64, Outcome)> {
+    completions
+        .iter()
+        .map(|completion| (completion.user_data, completion.outcome))
+        .collect()
+}
+
 use aiopoll_std::{
     pipe, pipe_with_capacity, CancelError, Completion, EventCounter, Events, GetEventsError,
     Outcome, SourceError, StdContext, SubmitError, Timer, PIPE_BUF,
@@ -26,11 +35,8 @@ fn counter_has_eventfd_readiness_and_keys() {
     assert!(reap_all(&context).is_empty());
     counter.write(3).unwrap();
     assert_eq!(
-        reap_all(&context),
-        [Completion {
-            user_data: 1,
-            outcome: Outcome::Ready(Events::IN)
-        }]
+        pairs(&reap_all(&context)),
+        [(1, Outcome::Ready(Events::IN))]
     );
     assert_eq!(counter.read(), Ok(3));
     assert_eq!(counter.read(), Err(SourceError::WouldBlock));
@@ -43,21 +49,12 @@ fn counter_has_eventfd_readiness_and_keys() {
     assert!(reap_all(&context).is_empty());
     assert_eq!(counter.read(), Ok(u64::MAX - 1));
     assert_eq!(
-        reap_all(&context),
-        [Completion {
-            user_data: 3,
-            outcome: Outcome::Ready(Events::OUT)
-        }]
+        pairs(&reap_all(&context)),
+        [(3, Outcome::Ready(Events::OUT))]
     );
     drop(counter);
     // The RDNORM request sees its source go.
-    assert_eq!(
-        reap_all(&context),
-        [Completion {
-            user_data: 2,
-            outcome: Outcome::SourceGone
-        }]
-    );
+    assert_eq!(pairs(&reap_all(&context)), [(2, Outcome::SourceGone)]);
 }
 
 #[test]
@@ -70,11 +67,8 @@ fn pipe_has_pipe7_semantics() {
     context.submit(&reader, Events::RDNORM, 1).unwrap();
     assert_eq!(writer.write(&[7; PIPE_BUF + 10]), Ok(PIPE_BUF + 10));
     assert_eq!(
-        reap_all(&context),
-        [Completion {
-            user_data: 1,
-            outcome: Outcome::Ready(Events::RDNORM)
-        }]
+        pairs(&reap_all(&context)),
+        [(1, Outcome::Ready(Events::RDNORM))]
     );
     // Small writes are atomic, large ones partial.
     assert_eq!(writer.write(&[1; PIPE_BUF]), Err(SourceError::WouldBlock));
@@ -85,21 +79,15 @@ fn pipe_has_pipe7_semantics() {
     assert_eq!(reader.read(&mut buf), Ok(20));
     assert_eq!(buf, [7; 20]);
     assert_eq!(
-        reap_all(&context),
-        [Completion {
-            user_data: 2,
-            outcome: Outcome::Ready(Events::OUT)
-        }]
+        pairs(&reap_all(&context)),
+        [(2, Outcome::Ready(Events::OUT))]
     );
     // Closing the write end: the reader's request re-polls and sees HUP.
     context.submit(&reader, Events::PRI, 3).unwrap();
     drop(writer);
     assert_eq!(
-        reap_all(&context),
-        [Completion {
-            user_data: 3,
-            outcome: Outcome::Ready(Events::HUP)
-        }]
+        pairs(&reap_all(&context)),
+        [(3, Outcome::Ready(Events::HUP))]
     );
     let mut rest = vec![0; 4 * PIPE_BUF];
     assert_eq!(reader.read(&mut rest), Ok(2 * PIPE_BUF - 20));
@@ -117,17 +105,8 @@ fn closing_the_read_end_breaks_the_pipe() {
     let mut done = reap_all(&context);
     done.sort_by_key(|c| c.user_data);
     assert_eq!(
-        done,
-        [
-            Completion {
-                user_data: 1,
-                outcome: Outcome::Ready(Events::ERR)
-            },
-            Completion {
-                user_data: 2,
-                outcome: Outcome::SourceGone
-            },
-        ]
+        pairs(&done),
+        [(1, Outcome::Ready(Events::ERR)), (2, Outcome::SourceGone)]
     );
     assert_eq!(writer.write(&[1]), Err(SourceError::BrokenPipe));
     assert_eq!(writer.readiness(), Events::ERR);
@@ -180,16 +159,10 @@ fn get_events_wakes_for_another_threads_completion() {
         let mut done = context.get_events(2, 4, None).unwrap();
         done.sort_by_key(|c| c.user_data);
         assert_eq!(
-            done,
+            pairs(&done),
             [
-                Completion {
-                    user_data: 1,
-                    outcome: Outcome::Ready(Events::IN)
-                },
-                Completion {
-                    user_data: 2,
-                    outcome: Outcome::Ready(Events::IN)
-                },
+                (1, Outcome::Ready(Events::IN)),
+                (2, Outcome::Ready(Events::IN))
             ]
         );
     });
@@ -205,13 +178,7 @@ fn deferred_completions_reach_a_blocked_reaper() {
     std::thread::scope(|scope| {
         scope.spawn(move || drop(writer));
         let done = context.get_events(1, 4, None).unwrap();
-        assert_eq!(
-            done,
-            [Completion {
-                user_data: 5,
-                outcome: Outcome::Ready(Events::HUP)
-            }]
-        );
+        assert_eq!(pairs(&done), [(5, Outcome::Ready(Events::HUP))]);
     });
     assert!(context.stats().completed_by_deferred_work >= 1);
 }
@@ -228,13 +195,7 @@ fn cancel_queues_the_completion_and_handles_go_stale() {
     );
     assert!(context.cancel(handle).is_ok());
     assert!(context.cancel(handle).is_err());
-    assert_eq!(
-        reap_all(&context),
-        [Completion {
-            user_data: 1,
-            outcome: Outcome::Cancelled
-        }]
-    );
+    assert_eq!(pairs(&reap_all(&context)), [(1, Outcome::Cancelled)]);
     assert_eq!(context.in_use(), 1);
 }
 
@@ -257,13 +218,7 @@ fn a_context_keeps_its_sources_alive_and_lets_go_when_dropped() {
     let gone = EventCounter::new();
     context.submit(&gone, Events::IN, 3).unwrap();
     drop(gone);
-    assert_eq!(
-        reap_all(&context),
-        [Completion {
-            user_data: 3,
-            outcome: Outcome::SourceGone
-        }]
-    );
+    assert_eq!(pairs(&reap_all(&context)), [(3, Outcome::SourceGone)]);
     assert_eq!(context.in_use(), 0);
 }
 
@@ -274,13 +229,7 @@ fn a_timer_expires_once() {
     timer.arm(Duration::from_millis(1)).unwrap();
     context.submit(&timer, Events::IN, 1).unwrap();
     let done = context.get_events(1, 4, None).unwrap();
-    assert_eq!(
-        done,
-        [Completion {
-            user_data: 1,
-            outcome: Outcome::Ready(Events::IN)
-        }]
-    );
+    assert_eq!(pairs(&done), [(1, Outcome::Ready(Events::IN))]);
     assert!(timer.is_expired());
     assert_eq!(timer.read(), Ok(1));
     assert_eq!(timer.read(), Err(SourceError::WouldBlock));
@@ -291,13 +240,7 @@ fn a_timer_expires_once() {
     timer.disarm();
     assert_eq!(timer.readiness(), Events::empty());
     drop(timer);
-    assert_eq!(
-        reap_all(&context),
-        [Completion {
-            user_data: 2,
-            outcome: Outcome::SourceGone
-        }]
-    );
+    assert_eq!(pairs(&reap_all(&context)), [(2, Outcome::SourceGone)]);
 }
 
 #[test]
@@ -307,11 +250,8 @@ fn a_zero_timer_is_ready_at_once() {
     timer.arm(Duration::ZERO).unwrap();
     context.submit(&timer, Events::IN, 1).unwrap();
     assert_eq!(
-        reap_all(&context),
-        [Completion {
-            user_data: 1,
-            outcome: Outcome::Ready(Events::IN)
-        }]
+        pairs(&reap_all(&context)),
+        [(1, Outcome::Ready(Events::IN))]
     );
 }
 
@@ -339,17 +279,8 @@ fn dropping_a_source_releases_a_blocked_reaper() {
         let mut done = context.get_events(2, 4, None).unwrap();
         done.sort_by_key(|c| c.user_data);
         assert_eq!(
-            done,
-            [
-                Completion {
-                    user_data: 1,
-                    outcome: Outcome::SourceGone
-                },
-                Completion {
-                    user_data: 2,
-                    outcome: Outcome::SourceGone
-                },
-            ]
+            pairs(&done),
+            [(1, Outcome::SourceGone), (2, Outcome::SourceGone)]
         );
     });
 }
@@ -384,11 +315,8 @@ fn custom_sources_plug_in_through_arc() {
     flag.raised.store(true, Ordering::Release);
     flag.queue.wake(Events::PRI);
     assert_eq!(
-        reap_all(&context),
-        [Completion {
-            user_data: 1,
-            outcome: Outcome::Ready(Events::PRI)
-        }]
+        pairs(&reap_all(&context)),
+        [(1, Outcome::Ready(Events::PRI))]
     );
     assert_eq!(Arc::strong_count(&flag), 1, "released at reap");
 }
@@ -436,11 +364,8 @@ fn deferred_work_runs_on_the_contexts_thread_without_a_reaper() {
     // The re-poll found IN: the context's thread completed the request
     // under the context lock, which this reap waits for.
     assert_eq!(
-        reap_all(&context),
-        [Completion {
-            user_data: 1,
-            outcome: Outcome::Ready(Events::IN)
-        }]
+        pairs(&reap_all(&context)),
+        [(1, Outcome::Ready(Events::IN))]
     );
     let stats = context.stats();
     assert_eq!(stats.completed_by_deferred_work, 1);
@@ -458,11 +383,8 @@ fn a_cancel_right_after_a_close_finds_the_request_completed() {
     drop(writer);
     assert_eq!(context.cancel(handle), Err(CancelError::NotFound));
     assert_eq!(
-        reap_all(&context),
-        [Completion {
-            user_data: 1,
-            outcome: Outcome::Ready(Events::HUP)
-        }]
+        pairs(&reap_all(&context)),
+        [(1, Outcome::Ready(Events::HUP))]
     );
     // The read end's drop closes its queue: SourceGone, and a cancel after
     // it finds nothing either.
@@ -470,13 +392,7 @@ fn a_cancel_right_after_a_close_finds_the_request_completed() {
     let handle = context.submit(&reader, Events::IN, 2).unwrap();
     drop(reader);
     assert_eq!(context.cancel(handle), Err(CancelError::NotFound));
-    assert_eq!(
-        reap_all(&context),
-        [Completion {
-            user_data: 2,
-            outcome: Outcome::SourceGone
-        }]
-    );
+    assert_eq!(pairs(&reap_all(&context)), [(2, Outcome::SourceGone)]);
 }
 
 #[test]
@@ -501,16 +417,10 @@ fn readiness_that_comes_and_goes_before_a_reap_completes_the_request() {
     assert_eq!(reader.read(&mut [0; 8]), Ok(4));
     assert_eq!(context.cancel(handle), Err(CancelError::NotFound));
     assert_eq!(
-        reap_all(&context),
+        pairs(&reap_all(&context)),
         [
-            Completion {
-                user_data: 1,
-                outcome: Outcome::Ready(Events::IN)
-            },
-            Completion {
-                user_data: 2,
-                outcome: Outcome::Ready(Events::IN | Events::RDNORM)
-            },
+            (1, Outcome::Ready(Events::IN)),
+            (2, Outcome::Ready(Events::IN | Events::RDNORM))
         ]
     );
     // Dropping the counter completes its request SourceGone at once; the
@@ -518,11 +428,5 @@ fn readiness_that_comes_and_goes_before_a_reap_completes_the_request() {
     let handle = context.submit(&counter, Events::IN, 3).unwrap();
     drop(counter);
     assert_eq!(context.cancel(handle), Err(CancelError::NotFound));
-    assert_eq!(
-        reap_all(&context),
-        [Completion {
-            user_data: 3,
-            outcome: Outcome::SourceGone
-        }]
-    );
+    assert_eq!(pairs(&reap_all(&context)), [(3, Outcome::SourceGone)]);
 }

@@ -79,6 +79,11 @@ pub const CASES: &[Case] = &[
     case("round-trip", "linux-aio", 1, Kind::Kernel),
     case("round-trip", "io-uring", 1, Kind::Kernel),
     case("round-trip", "floor", 1, Kind::User),
+    case("awaited-round-trip", "aiopoll", 1, Kind::User),
+    case("awaited-round-trip", "maitake-sync", 1, Kind::User),
+    case("awaited-round-trip", "embassy-sync", 1, Kind::User),
+    case("awaited-cancel", "aiopoll", 1, Kind::User),
+    case("awaited-cancel", "maitake-sync", 1, Kind::User),
     case("cancel", "aiopoll", 1, Kind::User),
     case("cancel", "maitake-sync", 1, Kind::User),
     case("cancel", "event-listener", 1, Kind::User),
@@ -106,6 +111,11 @@ impl Case {
             ("round-trip", "embassy-sync") => round_trip_embassy(runner),
             ("round-trip", "event-listener") => round_trip_event_listener(runner),
             ("round-trip", "floor") => floor(runner),
+            ("awaited-round-trip", "aiopoll") => awaited_round_trip_aiopoll(runner),
+            ("awaited-round-trip", "maitake-sync") => round_trip_maitake(runner),
+            ("awaited-round-trip", "embassy-sync") => round_trip_embassy(runner),
+            ("awaited-cancel", "aiopoll") => awaited_cancel_aiopoll(runner),
+            ("awaited-cancel", "maitake-sync") => cancel_maitake(runner),
             ("cancel", "aiopoll") => cancel_aiopoll(runner),
             ("cancel", "maitake-sync") => cancel_maitake(runner),
             ("cancel", "event-listener") => cancel_event_listener(runner),
@@ -146,6 +156,13 @@ impl Case {
             ("round-trip", "floor") => "spin lock/unlock + one CAS + heapless spsc push/pop",
             ("round-trip" | "cancel" | "fan-out", "aiopoll") => {
                 "Context<N> with spin locks, a flag source, keyed wake"
+            }
+            ("awaited-round-trip", "aiopoll") => {
+                "Context::request future: poll (submit), keyed wake, poll (ready); spin locks"
+            }
+            ("awaited-cancel", "aiopoll") => "Context::request future: poll (submit), drop",
+            ("awaited-round-trip", "embassy-sync") => {
+                "NoopRawMutex Signal: single-thread flavour, no atomics"
             }
             ("contention", "maitake-sync") => "wait, poll once, drop on the measured thread",
             ("contention", "linux-aio") => {
@@ -258,6 +275,36 @@ fn fan_out_aiopoll<R: Runner>(runner: &mut R) -> Result<(), String> {
         assert_eq!(flag.raise(), FAN_OUT);
         assert_eq!(context.reap(&mut out), FAN_OUT);
         flag.lower();
+    });
+    Ok(())
+}
+
+fn awaited_round_trip_aiopoll<R: Runner>(runner: &mut R) -> Result<(), String> {
+    let flag = Flag::new();
+    let context = pin!(aiopoll::Context::<'_, 4>::new());
+    let context = context.into_ref();
+    runner.run(|| {
+        let (flag, context) = black_box((&flag, context));
+        let mut request = pin!(context.request(flag, Events::IN));
+        assert!(poll_once(request.as_mut()).is_pending());
+        flag.raise();
+        let outcome = poll_once(request.as_mut());
+        assert!(outcome.is_ready());
+        flag.lower();
+        outcome
+    });
+    Ok(())
+}
+
+fn awaited_cancel_aiopoll<R: Runner>(runner: &mut R) -> Result<(), String> {
+    let flag = Flag::new();
+    let context = pin!(aiopoll::Context::<'_, 4>::new());
+    let context = context.into_ref();
+    runner.run(|| {
+        let (flag, context) = black_box((&flag, context));
+        let mut request = pin!(context.request(flag, Events::IN));
+        // Submitted; dropping it at the end of the closure cancels it.
+        assert!(poll_once(request.as_mut()).is_pending());
     });
     Ok(())
 }

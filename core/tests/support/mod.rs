@@ -155,3 +155,33 @@ unsafe impl RawMutex for FaultLock {
         self.0.store(false, Ordering::Release);
     }
 }
+
+/// A lock that panics when the thread holding it takes it again: in a
+/// single-threaded test, it turns a re-entry into aiopoll from inside its
+/// own locks (a waker called under a lock, say) into a failure instead of a
+/// deadlock.
+pub struct ReentryCheckLock(AtomicBool);
+
+/// What a [`ReentryCheckLock`] panics with.
+pub const REENTERED: &str = "an aiopoll lock was taken again by the thread holding it";
+
+// SAFETY: single-threaded use only (the tests that use it never share it
+// across threads): `lock` takes it if free and panics otherwise, so it never
+// hands out a second guard; `try_lock` sets it only if it was clear.
+unsafe impl RawMutex for ReentryCheckLock {
+    #[allow(clippy::declare_interior_mutable_const)]
+    const INIT: Self = ReentryCheckLock(AtomicBool::new(false));
+    type GuardMarker = GuardSend;
+
+    fn lock(&self) {
+        assert!(!self.0.swap(true, Ordering::Acquire), "{REENTERED}");
+    }
+
+    fn try_lock(&self) -> bool {
+        !self.0.swap(true, Ordering::Acquire)
+    }
+
+    unsafe fn unlock(&self) {
+        self.0.store(false, Ordering::Release);
+    }
+}

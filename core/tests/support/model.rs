@@ -6,9 +6,20 @@
 //! Where the contract leaves timing to the implementation (a wakeup the
 //! core must defer), the model says when the deferred work runs: at the next
 //! reap or `run_deferred`.
+//!
+//! `Request` futures take part: made, polled and dropped at any point
+//! between the other operations. The model says what each poll returns,
+//! which slot each holds, and how many times each future's task is woken
+//! (by its completion, or by a slot freeing while it waits for one); the
+//! harness checks all three after every operation.
 
 use std::collections::HashMap;
 use std::pin::Pin;
+
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Poll, Wake, Waker};
 
 use aiopoll::{CancelError, Completion, Context, Events, Handle, Outcome, SubmitError};
 
@@ -61,6 +72,54 @@ pub enum Op {
     FailTryLocks {
         count: u32,
     },
+    /// Submits a multishot request.
+    SubmitMultishot {
+        source: usize,
+        events: u16,
+        user_data: u64,
+    },
+    /// Submits with a deadline.
+    SubmitWithDeadline {
+        source: usize,
+        events: u16,
+        user_data: u64,
+        deadline: u64,
+    },
+    /// The adapter's clock says `now`: expire the deadlines up to it.
+    Expire {
+        now: u64,
+    },
+    /// Submits these in order, stopping at the first refused.
+    SubmitBatch {
+        requests: Vec<(usize, u16, u64)>,
+    },
+    /// Updates the `nth` submitted request's events and/or user data.
+    Update {
+        nth: usize,
+        events: Option<u16>,
+        user_data: Option<u64>,
+    },
+    /// Cancels every pending queued request with this user data.
+    CancelUserData {
+        user_data: u64,
+    },
+    /// Cancels every pending request on this source.
+    CancelSource {
+        source: usize,
+    },
+    /// Makes a `Request` future (not polled yet: nothing submitted).
+    AwaitNew {
+        source: usize,
+        events: u16,
+    },
+    /// Polls the `nth` future made so far (a no-op once it is dropped).
+    AwaitPoll {
+        nth: usize,
+    },
+    /// Drops the `nth` future made so far.
+    AwaitDrop {
+        nth: usize,
+    },
 }
 
 /// Builds the sources: 0 registers nowhere, 1, 2 and 3 on that many queues
@@ -103,6 +162,37 @@ struct Request {
     events: Events,
     user_data: u64,
     state: State,
+    /// The future that awaits it, or `None` for a queued (reaped) request.
+    future: Option<usize>,
+    /// When it times out, if it has a deadline.
+    deadline: Option<u64>,
+    /// A multishot request (stays armed after each readiness).
+    multishot: bool,
+    /// Its readiness posted and not reaped yet (empty: none).
+    posted: Events,
+}
+
+/// A `Request` future, as the model sees it.
+#[derive(Clone, Debug, PartialEq)]
+enum FutureState {
+    /// Made, never polled.
+    Unsubmitted,
+    /// Found every slot in use; `notified`: a freed slot woke it (it is
+    /// then no longer on the slot waiters' list).
+    Waiting { notified: bool },
+    /// Holds request `index`.
+    Submitted(usize),
+    /// Returned its output, or dropped.
+    Resolved,
+}
+
+#[derive(Clone, Debug)]
+struct FutureModel {
+    source: usize,
+    events: u16,
+    state: FutureState,
+    /// How many times its task has been woken.
+    wakes: usize,
 }
 
 /// The contract, written plainly.
@@ -119,6 +209,11 @@ pub struct Model {
     in_use: usize,
     /// Scheduled try-lock failures left.
     failures: u32,
+    futures: Vec<FutureModel>,
+    /// The next submit is a multishot one.
+    multishot_next: bool,
+    /// Futures waiting for a slot, oldest first.
+    slot_waiters: std::collections::VecDeque<usize>,
 }
 
 fn queues_used(source: usize) -> usize {
@@ -131,9 +226,168 @@ fn queues_used(source: usize) -> usize {
 }
 
 impl Model {
+    /// A completion: a queued request's goes into the completion queue; an
+    /// awaited request's wakes its future's task.
     fn complete(&mut self, index: usize, outcome: Outcome) {
         self.requests[index].state = State::Completed(outcome);
-        self.completed.push(vec![index]);
+        match self.requests[index].future {
+            // A multishot request with readiness unreaped is queued already.
+            None if !self.requests[index].posted.is_empty() => {}
+            None => self.completed.push(vec![index]),
+            Some(future) => self.futures[future].wakes += 1,
+        }
+    }
+
+    /// A multishot request's readiness: queued once, merged after.
+    fn post(&mut self, index: usize, ready: Events) {
+        let request = &mut self.requests[index];
+        if request.posted.is_empty() {
+            request.posted = ready;
+            self.completed.push(vec![index]);
+        } else {
+            request.posted |= ready;
+        }
+    }
+
+    /// What a wakeup that is ready does: a multishot request posts, any
+    /// other completes. Returns whether the request completed.
+    fn ready(&mut self, index: usize, outcome: Outcome) -> bool {
+        match outcome {
+            Outcome::Ready(ready) if self.requests[index].multishot => {
+                self.post(index, ready);
+                false
+            }
+            outcome => {
+                self.complete(index, outcome);
+                true
+            }
+        }
+    }
+
+    /// Runs the request's own deferred work first (as cancel, update,
+    /// expire and a dropped future do); returns whether it completed it.
+    fn deferred_first(&mut self, index: usize) -> bool {
+        match self.deferred_outcome(index) {
+            Some(outcome) => self.ready(index, outcome),
+            None => false,
+        }
+    }
+
+    /// A slot frees (reaped, or taken by its future): the oldest future
+    /// waiting for one is woken.
+    fn free_slot(&mut self) {
+        self.in_use -= 1;
+        self.notify_slot_waiter();
+    }
+
+    fn notify_slot_waiter(&mut self) {
+        if let Some(future) = self.slot_waiters.pop_front() {
+            self.futures[future].state = FutureState::Waiting { notified: true };
+            self.futures[future].wakes += 1;
+        }
+    }
+
+    /// What a cancel finds for a request whose wakeup deferred: the
+    /// outcome its deferred work would give, if any.
+    fn deferred_outcome(&mut self, index: usize) -> Option<Outcome> {
+        let State::Armed {
+            pending: pending @ true,
+            gone,
+            ..
+        } = &mut self.requests[index].state
+        else {
+            return None;
+        };
+        *pending = false;
+        let gone = *gone;
+        let request = &self.requests[index];
+        if gone {
+            Some(Outcome::SourceGone)
+        } else {
+            let ready = self.ready[request.source] & request.events;
+            (!ready.is_empty()).then_some(Outcome::Ready(ready))
+        }
+    }
+
+    fn poll_future(&mut self, future: usize) -> std::task::Poll<Result<Outcome, SubmitError>> {
+        use std::task::Poll;
+        let FutureModel {
+            source,
+            events,
+            ref state,
+            ..
+        } = self.futures[future];
+        match state.clone() {
+            FutureState::Unsubmitted | FutureState::Waiting { .. } => {
+                let notified = *state == FutureState::Waiting { notified: true };
+                let linked = self.slot_waiters.contains(&future);
+                match self.submit_for(source, events, 0, Some(future)) {
+                    Err(SubmitError::Busy) => {
+                        if !linked {
+                            self.slot_waiters.push_back(future);
+                        }
+                        self.futures[future].state = FutureState::Waiting { notified: false };
+                        Poll::Pending
+                    }
+                    other => {
+                        self.slot_waiters.retain(|&other| other != future);
+                        match other {
+                            Ok(index) => {
+                                if let State::Completed(outcome) = self.requests[index].state {
+                                    self.requests[index].state = State::Dropped;
+                                    self.free_slot();
+                                    self.futures[future].state = FutureState::Resolved;
+                                    Poll::Ready(Ok(outcome))
+                                } else {
+                                    self.futures[future].state = FutureState::Submitted(index);
+                                    Poll::Pending
+                                }
+                            }
+                            Err(error) => {
+                                if notified {
+                                    self.notify_slot_waiter();
+                                }
+                                self.futures[future].state = FutureState::Resolved;
+                                Poll::Ready(Err(error))
+                            }
+                        }
+                    }
+                }
+            }
+            FutureState::Submitted(index) => match self.requests[index].state {
+                State::Completed(outcome) => {
+                    self.requests[index].state = State::Dropped;
+                    self.free_slot();
+                    self.futures[future].state = FutureState::Resolved;
+                    Poll::Ready(Ok(outcome))
+                }
+                _ => Poll::Pending,
+            },
+            FutureState::Resolved => Poll::Pending,
+        }
+    }
+
+    fn drop_future(&mut self, future: usize) {
+        match self.futures[future].state.clone() {
+            FutureState::Submitted(index) => {
+                if matches!(self.requests[index].state, State::Armed { .. }) {
+                    // Nobody is woken: the task is letting go. A deferred
+                    // wakeup that came first still wins (it is no cancel).
+                    let outcome = self.deferred_outcome(index).unwrap_or(Outcome::Cancelled);
+                    self.requests[index].state = State::Completed(outcome);
+                }
+                self.requests[index].state = State::Dropped;
+                self.free_slot();
+            }
+            FutureState::Waiting { notified } => {
+                self.slot_waiters.retain(|&other| other != future);
+                if notified {
+                    self.notify_slot_waiter();
+                }
+            }
+            FutureState::Unsubmitted | FutureState::Resolved => {}
+        }
+        self.futures[future].state = FutureState::Resolved;
     }
 
     /// A wakeup tries the context lock: fails while failures are scheduled.
@@ -151,6 +405,18 @@ impl Model {
     }
 
     fn submit(&mut self, source: usize, events: u16, user_data: u64) -> Result<usize, SubmitError> {
+        self.submit_for(source, events, user_data, None)
+    }
+
+    /// A submit whose completion goes to the completion queue (`future`:
+    /// `None`) or to that future.
+    fn submit_for(
+        &mut self,
+        source: usize,
+        events: u16,
+        user_data: u64,
+        future: Option<usize>,
+    ) -> Result<usize, SubmitError> {
         let unknown = events & !Events::all().bits();
         if unknown != 0 {
             return Err(SubmitError::UnknownEvents {
@@ -184,6 +450,10 @@ impl Model {
                 pending: false,
                 gone: false,
             },
+            future,
+            deadline: None,
+            multishot: self.multishot_next,
+            posted: Events::empty(),
         });
         if source == 4 && !self.closed[4][0] {
             // The source wakes its queue with IN while the submitter holds
@@ -205,10 +475,25 @@ impl Model {
                 }
             }
         }
-        if !ready.is_empty() {
-            self.complete(index, Outcome::Ready(ready));
+        let at_submit = if !ready.is_empty() {
+            Some(Outcome::Ready(ready))
         } else if any_closed {
-            self.complete(index, Outcome::SourceGone);
+            Some(Outcome::SourceGone)
+        } else {
+            None
+        };
+        match (at_submit, future) {
+            (Some(Outcome::Ready(ready)), None) if self.multishot_next => {
+                // Posted at once; it ends now only if a queue was closed.
+                self.post(index, ready);
+                if any_closed {
+                    self.complete(index, Outcome::SourceGone);
+                }
+            }
+            (Some(outcome), None) => self.complete(index, outcome),
+            // The future takes it at once; its task is not woken.
+            (Some(outcome), Some(_)) => self.requests[index].state = State::Completed(outcome),
+            (None, _) => {}
         }
         Ok(index)
     }
@@ -232,9 +517,10 @@ impl Model {
             } else if key.intersects(request.events) {
                 woken += 1;
                 let sole = linked.len() == 1;
-                let outcome = Outcome::Ready(key & request.events);
-                if self.try_lock() && sole {
-                    self.complete(index, outcome);
+                let multishot = request.multishot;
+                let ready = key & request.events;
+                if self.try_lock() && (sole || multishot) {
+                    self.ready(index, Outcome::Ready(ready));
                 } else if let State::Armed { pending, .. } = &mut self.requests[index].state {
                     *pending = true;
                 }
@@ -277,25 +563,8 @@ impl Model {
     fn cancel(&mut self, index: usize) -> Result<(), CancelError> {
         // A wakeup handed to deferred work before the cancel wins: cancel
         // runs that request's work first (T7 or T8).
-        if let State::Armed {
-            pending: pending @ true,
-            gone,
-            ..
-        } = &mut self.requests[index].state
-        {
-            *pending = false;
-            let gone = *gone;
-            let request = &self.requests[index];
-            let outcome = if gone {
-                Some(Outcome::SourceGone)
-            } else {
-                let ready = self.ready[request.source] & request.events;
-                (!ready.is_empty()).then_some(Outcome::Ready(ready))
-            };
-            if let Some(outcome) = outcome {
-                self.complete(index, outcome);
-                return Err(CancelError::NotFound);
-            }
+        if self.deferred_first(index) {
+            return Err(CancelError::NotFound);
         }
         match self.requests[index].state {
             State::Armed { .. } => {
@@ -304,6 +573,105 @@ impl Model {
             }
             State::Completed(_) | State::Dropped => Err(CancelError::NotFound),
         }
+    }
+
+    fn update(
+        &mut self,
+        index: usize,
+        events: Option<u16>,
+        user_data: Option<u64>,
+    ) -> Result<aiopoll::Updated, aiopoll::UpdateError> {
+        use aiopoll::{UpdateError, Updated};
+        if let Some(events) = events {
+            let unknown = events & !Events::all().bits();
+            if unknown != 0 {
+                return Err(UpdateError::UnknownEvents {
+                    unknown: u32::from(unknown),
+                });
+            }
+        }
+        if self.deferred_first(index) {
+            return Err(UpdateError::NotFound);
+        }
+        if !matches!(self.requests[index].state, State::Armed { .. }) {
+            return Err(UpdateError::NotFound);
+        }
+        let request = &mut self.requests[index];
+        if let Some(user_data) = user_data {
+            request.user_data = user_data;
+        }
+        let Some(events) = events else {
+            return Ok(Updated::Waiting);
+        };
+        request.events = Events::from_bits_retain(events) | Events::ERR | Events::HUP;
+        let ready = self.ready[request.source] & request.events;
+        if ready.is_empty() {
+            Ok(Updated::Waiting)
+        } else if self.ready(index, Outcome::Ready(ready)) {
+            Ok(Updated::Completed)
+        } else {
+            // A multishot request posted it and keeps waiting.
+            Ok(Updated::Waiting)
+        }
+    }
+
+    /// Ends every armed request that `matches` with `outcome` (a deferred
+    /// wakeup that came first wins, and is not counted); the completions
+    /// are one batch, whose order the contract leaves open.
+    fn end_where(&mut self, matches: impl Fn(&Request) -> bool, outcome: Outcome) -> usize {
+        let batches = self.completed.len();
+        let mut ended = 0;
+        for index in 0..self.requests.len() {
+            if !matches!(self.requests[index].state, State::Armed { .. })
+                || !matches(&self.requests[index])
+            {
+                continue;
+            }
+            if !self.deferred_first(index) {
+                self.complete(index, outcome);
+                ended += 1;
+            }
+        }
+        let batch: Vec<usize> = self.completed.drain(batches..).flatten().collect();
+        if !batch.is_empty() {
+            self.completed.push(batch);
+        }
+        ended
+    }
+
+    fn cancel_where(&mut self, matches: impl Fn(&Request) -> bool) -> usize {
+        self.end_where(matches, Outcome::Cancelled)
+    }
+
+    fn submit_multishot(
+        &mut self,
+        source: usize,
+        events: u16,
+        user_data: u64,
+    ) -> Result<usize, SubmitError> {
+        self.multishot_next = true;
+        let submitted = self.submit(source, events, user_data);
+        self.multishot_next = false;
+        submitted
+    }
+
+    fn submit_with_deadline(
+        &mut self,
+        source: usize,
+        events: u16,
+        user_data: u64,
+        deadline: u64,
+    ) -> Result<usize, SubmitError> {
+        let index = self.submit(source, events, user_data)?;
+        self.requests[index].deadline = Some(deadline);
+        Ok(index)
+    }
+
+    fn expire(&mut self, now: u64) -> usize {
+        self.end_where(
+            |request| request.deadline.is_some_and(|deadline| deadline <= now),
+            Outcome::TimedOut,
+        )
     }
 
     fn run_deferred(&mut self) -> usize {
@@ -335,7 +703,7 @@ impl Model {
                 (!ready.is_empty()).then_some(Outcome::Ready(ready))
             };
             if let Some(outcome) = outcome {
-                self.complete(index, outcome);
+                self.ready(index, outcome);
                 completed += 1;
             }
         }
@@ -343,23 +711,35 @@ impl Model {
     }
 
     /// Checks a real reap of at most `max` against the model: the same
-    /// number, oldest batch first, any order within a batch; then forgets
-    /// what was reaped.
-    fn reap(&mut self, max: usize, real: &[Completion]) -> Result<(), String> {
+    /// completions, oldest batch first, any order within a batch (a
+    /// multishot request's readiness, then, if it has ended, its final
+    /// completion at the back); then forgets what was reaped.
+    ///
+    /// `handle_of` gives the handle the real submit returned for a request:
+    /// a completion must carry its request's handle.
+    fn reap(
+        &mut self,
+        max: usize,
+        real: &[Completion],
+        handle_of: impl Fn(usize) -> Option<Handle>,
+    ) -> Result<(), String> {
         self.run_deferred();
-        let expected = max.min(self.completions());
-        if real.len() != expected {
-            return Err(format!(
-                "reaped {} completions, model has {expected} to give",
-                real.len()
-            ));
-        }
         for completion in real {
+            if self.completed.is_empty() {
+                return Err(format!(
+                    "reaped {completion:?}, the model has nothing to give"
+                ));
+            }
             let batch = &mut self.completed[0];
             let Some(position) = batch.iter().position(|&index| {
                 let request = &self.requests[index];
                 request.user_data == completion.user_data
-                    && request.state == State::Completed(completion.outcome)
+                    && handle_of(index) == Some(completion.handle)
+                    && if request.posted.is_empty() {
+                        !completion.more && request.state == State::Completed(completion.outcome)
+                    } else {
+                        completion.more && completion.outcome == Outcome::Ready(request.posted)
+                    }
             }) else {
                 let batch: Vec<_> = batch.iter().map(|&index| &self.requests[index]).collect();
                 return Err(format!(
@@ -370,13 +750,31 @@ impl Model {
             if batch.is_empty() {
                 self.completed.remove(0);
             }
-            self.requests[index].state = State::Dropped;
-            self.in_use -= 1;
+            let request = &mut self.requests[index];
+            if request.posted.is_empty() {
+                request.state = State::Dropped;
+                self.free_slot();
+            } else {
+                request.posted = Events::empty();
+                if matches!(request.state, State::Completed(_)) {
+                    self.completed.push(vec![index]);
+                }
+            }
+        }
+        if real.len() < max && self.completions() > 0 {
+            return Err(format!(
+                "reaped {} completions with room for {max}, the model has {} more",
+                real.len(),
+                self.completions()
+            ));
         }
         Ok(())
     }
 
     fn drop_context(&mut self) {
+        for future in 0..self.futures.len() {
+            self.drop_future(future);
+        }
         for request in &mut self.requests {
             request.state = State::Dropped;
         }
@@ -386,6 +784,38 @@ impl Model {
 }
 
 type Ctx<'s> = Context<'s, SLOTS, (FaultLock, super::FaultLock), LIMIT>;
+
+/// A task waker that counts its wakeups.
+#[derive(Default)]
+struct CountingWaker(AtomicUsize);
+
+impl Wake for CountingWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// The `Request` future of the context under test.
+type Awaited<'d> = aiopoll::Request<'d, 'd, SLOTS, (FaultLock, FaultLock), LIMIT, ()>;
+
+/// A real `Request` future of the harness, with its task's waker.
+struct RealFuture<'d> {
+    /// `None` once dropped.
+    future: Option<Pin<Box<Awaited<'d>>>>,
+    wakes: Arc<CountingWaker>,
+    waker: Waker,
+}
+
+/// The context, borrowed for as long as the sources live.
+///
+/// # Safety
+/// Every future made from the returned reference is dropped before the
+/// context is (the harness drops them all before it replaces or drops it).
+unsafe fn context_ref<'d>(context: &Pin<Box<Ctx<'d>>>) -> Pin<&'d Ctx<'d>> {
+    // SAFETY: the context is pinned in its box, so the address is stable;
+    // the caller keeps it alive while the reference is used.
+    unsafe { Pin::new_unchecked(&*(&**context as *const Ctx<'d>)) }
+}
 
 /// What one run did, for the test command's report.
 #[derive(Clone, Copy, Debug, Default)]
@@ -402,6 +832,8 @@ pub struct Counts {
     pub teardowns: u64,
     /// Requests pending or unreaped when their context was dropped.
     pub abandoned: u64,
+    /// Awaited requests whose future resolved with an outcome.
+    pub awaited: u64,
 }
 
 impl Counts {
@@ -413,6 +845,7 @@ impl Counts {
         self.deferred += other.deferred;
         self.teardowns += other.teardowns;
         self.abandoned += other.abandoned;
+        self.awaited += other.awaited;
     }
 }
 
@@ -424,7 +857,7 @@ pub fn decode(data: &[u8]) -> Vec<Op> {
             let [kind, a, b, c] = [chunk[0], chunk[1], chunk[2], chunk[3]];
             let source = usize::from(a) % SOURCES;
             let events = u16::from_le_bytes([b, c]);
-            match kind % 8 {
+            match kind % 18 {
                 0 | 1 => Op::Submit {
                     source,
                     events,
@@ -450,6 +883,42 @@ pub fn decode(data: &[u8]) -> Vec<Op> {
                 6 => Op::Reap {
                     max: usize::from(a) % 6,
                 },
+                8 => Op::AwaitNew { source, events },
+                9 => Op::AwaitPoll {
+                    nth: usize::from(a),
+                },
+                10 => Op::AwaitDrop {
+                    nth: usize::from(a),
+                },
+                11 => Op::SubmitBatch {
+                    requests: vec![
+                        (source, u16::from(b), u64::from(c)),
+                        (usize::from(b) % SOURCES, u16::from(c), u64::from(a)),
+                    ],
+                },
+                12 => Op::CancelUserData {
+                    user_data: u64::from(c),
+                },
+                13 => Op::CancelSource { source },
+                15 => Op::SubmitWithDeadline {
+                    source,
+                    events: u16::from(b),
+                    user_data: u64::from(c),
+                    deadline: u64::from(c % 8),
+                },
+                17 => Op::SubmitMultishot {
+                    source,
+                    events: u16::from(b),
+                    user_data: u64::from(c),
+                },
+                16 => Op::Expire {
+                    now: u64::from(b % 8),
+                },
+                14 => Op::Update {
+                    nth: usize::from(a),
+                    events: (b & 1 == 0).then_some(u16::from(c) | u16::from(b & 0x20) << 8),
+                    user_data: (b & 2 == 0).then_some(u64::from(c)),
+                },
                 _ if a % 4 == 0 => Op::DropContext,
                 _ if a % 4 == 1 => Op::FailTryLocks {
                     count: u32::from(b % 4),
@@ -471,6 +940,7 @@ pub fn run(ops: &[Op]) -> Result<Counts, String> {
     let mut model = Model::default();
     let mut handles: HashMap<usize, Handle> = HashMap::new();
     let mut order: Vec<usize> = Vec::new();
+    let mut futures: Vec<RealFuture<'_>> = Vec::new();
 
     macro_rules! check {
         ($real:expr, $expected:expr, $op:expr) => {
@@ -576,7 +1046,7 @@ pub fn run(ops: &[Op]) -> Result<Counts, String> {
                 let mut out = vec![Completion::EMPTY; max];
                 let count = context.reap(&mut out);
                 model
-                    .reap(max, &out[..count])
+                    .reap(max, &out[..count], |index| handles.get(&index).copied())
                     .map_err(|error| format!("{op:?}: {error}"))?;
                 counts.reaped(&out[..count]);
             }
@@ -587,7 +1057,193 @@ pub fn run(ops: &[Op]) -> Result<Counts, String> {
                 fail_next_try_locks(count);
                 model.failures = count;
             }
+            Op::SubmitMultishot {
+                source,
+                events,
+                user_data,
+            } => {
+                // The panicking source is checked one plain submit at a time.
+                let source = if source == PANICS { 1 } else { source };
+                let real = context.as_ref().submit_multishot(
+                    &devices[source],
+                    Events::from_bits_retain(events),
+                    user_data,
+                );
+                match (real, model.submit_multishot(source, events, user_data)) {
+                    (Ok(handle), Ok(index)) => {
+                        counts.requests += 1;
+                        handles.insert(index, handle);
+                        order.push(index);
+                    }
+                    (Err(real), Err(expected)) => check!(real, expected, op),
+                    (real, expected) => {
+                        return Err(format!("{op:?}: real {real:?}, model {expected:?}"))
+                    }
+                }
+            }
+            Op::SubmitWithDeadline {
+                source,
+                events,
+                user_data,
+                deadline,
+            } => {
+                // The panicking source is checked one plain submit at a time.
+                let source = if source == PANICS { 1 } else { source };
+                let real = context.as_ref().submit_with_deadline(
+                    &devices[source],
+                    Events::from_bits_retain(events),
+                    user_data,
+                    deadline,
+                );
+                let expected = model.submit_with_deadline(source, events, user_data, deadline);
+                match (real, expected) {
+                    (Ok(handle), Ok(index)) => {
+                        counts.requests += 1;
+                        handles.insert(index, handle);
+                        order.push(index);
+                    }
+                    (Err(real), Err(expected)) => check!(real, expected, op),
+                    (real, expected) => {
+                        return Err(format!("{op:?}: real {real:?}, model {expected:?}"))
+                    }
+                }
+            }
+            Op::Expire { now } => {
+                check!(context.expire(now), model.expire(now), op);
+                let expected = model
+                    .requests
+                    .iter()
+                    .filter(|request| matches!(request.state, State::Armed { .. }))
+                    .filter_map(|request| request.deadline)
+                    .min();
+                check!(context.next_deadline(), expected, op);
+            }
+            Op::SubmitBatch { ref requests } => {
+                // The panicking source is checked one submit at a time above.
+                let requests: Vec<(usize, u16, u64)> = requests
+                    .iter()
+                    .map(|&(source, events, user_data)| {
+                        (if source == PANICS { 1 } else { source }, events, user_data)
+                    })
+                    .collect();
+                let submissions: Vec<aiopoll::Submission<'_, FaultLock>> = requests
+                    .iter()
+                    .map(|&(source, events, user_data)| aiopoll::Submission {
+                        source: &devices[source],
+                        events: Events::from_bits_retain(events),
+                        user_data,
+                    })
+                    .collect();
+                let mut accepted = Vec::new();
+                let real = context
+                    .as_ref()
+                    .submit_batch(&submissions, |handle| accepted.push(handle));
+                let mut indices = Vec::new();
+                let mut expected = Ok(0);
+                for &(source, events, user_data) in &requests {
+                    match model.submit(source, events, user_data) {
+                        Ok(index) => indices.push(index),
+                        Err(error) => {
+                            expected = Err(aiopoll::BatchRefused {
+                                accepted: indices.len(),
+                                error,
+                            });
+                            break;
+                        }
+                    }
+                }
+                let expected = expected.map(|_| indices.len());
+                check!(real, expected, op);
+                check!(accepted.len(), indices.len(), op);
+                for (index, handle) in indices.into_iter().zip(accepted) {
+                    handles.insert(index, handle);
+                    order.push(index);
+                }
+                counts.requests += real.unwrap_or_else(|refused| refused.accepted) as u64;
+            }
+            Op::Update {
+                nth,
+                events,
+                user_data,
+            } => {
+                if order.is_empty() {
+                    continue;
+                }
+                let index = order[nth % order.len()];
+                let real = context.update(
+                    handles[&index],
+                    events.map(Events::from_bits_retain),
+                    user_data,
+                );
+                check!(real, model.update(index, events, user_data), op);
+            }
+            Op::CancelUserData { user_data } => {
+                let real = context.cancel_user_data(user_data);
+                let expected = model.cancel_where(|request| {
+                    request.future.is_none() && request.user_data == user_data
+                });
+                check!(real, expected, op);
+            }
+            Op::CancelSource { source } => {
+                let real = context.cancel_source(&devices[source]);
+                check!(
+                    real,
+                    model.cancel_where(|request| request.source == source),
+                    op
+                );
+            }
+            Op::AwaitNew { source, events } => {
+                // The panicking source is the hostile-source tests' (its
+                // unwinding submit is checked there and above).
+                let source = if source == PANICS { 1 } else { source };
+                // SAFETY: every future is dropped before the context goes.
+                let context = unsafe { context_ref(&context) };
+                let future =
+                    Box::pin(context.request(&devices[source], Events::from_bits_retain(events)));
+                let wakes = Arc::new(CountingWaker::default());
+                futures.push(RealFuture {
+                    future: Some(future),
+                    waker: Waker::from(wakes.clone()),
+                    wakes,
+                });
+                model.futures.push(FutureModel {
+                    source,
+                    events,
+                    state: FutureState::Unsubmitted,
+                    wakes: 0,
+                });
+            }
+            Op::AwaitPoll { nth } => {
+                if futures.is_empty() {
+                    continue;
+                }
+                let index = nth % futures.len();
+                let real = &mut futures[index];
+                let Some(future) = real.future.as_mut() else {
+                    continue;
+                };
+                let polled = future
+                    .as_mut()
+                    .poll(&mut std::task::Context::from_waker(&real.waker));
+                if let Poll::Ready(Ok(_)) = polled {
+                    counts.awaited += 1;
+                }
+                check!(polled, model.poll_future(index), op);
+            }
+            Op::AwaitDrop { nth } => {
+                if futures.is_empty() {
+                    continue;
+                }
+                let index = nth % futures.len();
+                if futures[index].future.take().is_some() {
+                    model.drop_future(index);
+                }
+            }
             Op::DropContext => {
+                // Futures borrow the context: they go first, in order.
+                for real in &mut futures {
+                    real.future = None;
+                }
                 counts.deferred += u64::from(context.stats().completed_by_deferred_work);
                 counts.teardowns += 1;
                 counts.abandoned += context.in_use() as u64;
@@ -603,16 +1259,36 @@ pub fn run(ops: &[Op]) -> Result<Counts, String> {
         check!(try_lock_failures_left(), model.failures, op);
         check!(context.in_use(), model.in_use, op);
         check!(context.completions(), model.completions(), op);
+        for (index, real) in futures.iter().enumerate() {
+            if real.future.is_some() {
+                let wakes = real.wakes.0.load(Ordering::SeqCst);
+                check!(
+                    wakes,
+                    model.futures[index].wakes,
+                    (op, "wakes of future", index)
+                );
+            }
+        }
     }
+    // Futures go first (they borrow the context), in order.
+    for (index, real) in futures.iter_mut().enumerate() {
+        if real.future.take().is_some() {
+            model.drop_future(index);
+        }
+    }
+    check!(context.in_use(), model.in_use, "futures dropped");
     // Tear down: cancel everything, reap everything; every request once.
     for index in order.iter().copied() {
         let real = context.cancel(handles[&index]).map(|_| ());
         check!(real, model.cancel(index), "final cancel");
     }
-    let mut out = [Completion::EMPTY; SLOTS];
+    // Room for every slot's multishot readiness and final completion.
+    let mut out = [Completion::EMPTY; 2 * SLOTS];
     let count = context.reap(&mut out);
     model
-        .reap(SLOTS, &out[..count])
+        .reap(2 * SLOTS, &out[..count], |index| {
+            handles.get(&index).copied()
+        })
         .map_err(|error| format!("final reap: {error}"))?;
     counts.reaped(&out[..count]);
     counts.deferred += u64::from(context.stats().completed_by_deferred_work);
@@ -626,8 +1302,10 @@ pub fn run(ops: &[Op]) -> Result<Counts, String> {
 }
 
 impl Counts {
+    /// Counts the final completions (a multishot request's readiness is
+    /// not one: each request has exactly one final completion).
     fn reaped(&mut self, completions: &[Completion]) {
-        self.completions += completions.len() as u64;
+        self.completions += completions.iter().filter(|c| !c.more).count() as u64;
         self.cancelled += completions
             .iter()
             .filter(|c| c.outcome == Outcome::Cancelled)

@@ -53,5 +53,11 @@ pub fn reap_all<const N: usize, L: Locks, const W: usize, H: Notify>(
     let mut out = vec![Completion::EMPTY; N + 1];
     let count = context.reap(&mut out);
     out.truncate(count);
+    // Compared by user data and outcome: the handle and `more` are checked
+    // by tests of their own (and by the core's reference-model harness).
+    for completion in &mut out {
+        completion.handle = Completion::EMPTY.handle;
+        completion.more = false;
+    }
     out
 }

@@ -1,0 +1,76 @@
+//! Deadlines (io_uring's linked timeout): a request submitted with one
+//! completes with [`Outcome::TimedOut`] if nothing it asked for is ready by
+//! then (T15). The core has no clock: deadlines are in the adapter's ticks,
+//! and the adapter calls [`Context::expire`] with the time now.
+
+use super::*;
+
+impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, W, H> {
+    /// [`submit`](Self::submit) with a deadline, in the ticks of the clock
+    /// the adapter passes to [`expire`](Self::expire): if nothing asked for
+    /// is ready by `deadline`, the request completes with
+    /// [`Outcome::TimedOut`], exactly once against readiness, cancel and
+    /// teardown. The hooks' [`Notify::deadline_armed`] learns of it, so the
+    /// adapter can make `expire` run in time.
+    ///
+    /// # Errors
+    /// As [`submit`](Self::submit).
+    pub fn submit_with_deadline(
+        self: Pin<&Self>,
+        source: &'s dyn Source<L::Queue>,
+        events: Events,
+        user_data: u64,
+        deadline: u64,
+    ) -> Result<Handle, SubmitError> {
+        let this = self.get_ref();
+        let events = checked_events(events)?;
+        let locked = Locked::lock(&this.lock);
+        let submitted = this.submit_locked(
+            &locked,
+            NewRequest {
+                source,
+                events,
+                user_data,
+                delivery: Delivery::Queue,
+                multishot: false,
+            },
+            &mut None,
+        )?;
+        if !submitted.completed {
+            // Armed: give it its deadline before anybody else sees the slot
+            // (we still hold the lock).
+            let deadline = deadline.min(NO_DEADLINE - 1);
+            this.with_state(&locked, |state| {
+                state.slots[usize::from(submitted.handle.slot)].deadline = deadline;
+            });
+            this.hooks.deadline_armed(deadline);
+        }
+        Ok(submitted.handle)
+    }
+
+    /// Completes with [`Outcome::TimedOut`] every pending request whose
+    /// deadline is `now` or earlier (T15), and returns how many. A request
+    /// whose wakeup came first (even one handed to deferred work) completes
+    /// with that instead.
+    ///
+    /// Takes the context lock (it may wait for it): call it from thread
+    /// mode, a timer thread, or the adapter's deferred-work handler, not
+    /// from an interrupt that may preempt the lock's holder.
+    pub fn expire(&self, now: u64) -> usize {
+        self.end_where(|record| record.deadline <= now, Outcome::TimedOut)
+    }
+
+    /// The earliest deadline of a pending request, if any (for the adapter
+    /// to program its timer).
+    pub fn next_deadline(&self) -> Option<u64> {
+        let locked = Locked::lock(&self.lock);
+        self.with_state(&locked, |state| {
+            state
+                .slots
+                .iter()
+                .filter(|record| record.phase == Phase::Armed && record.deadline != NO_DEADLINE)
+                .map(|record| record.deadline)
+                .min()
+        })
+    }
+}

@@ -1,0 +1,156 @@
+//! The completion queue: completing a request (the end of T3, T5, T7, T9,
+//! T10) and reaping it (T11).
+
+use super::*;
+
+impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, W, H> {
+    /// Moves up to `out.len()` completions, oldest first, into `out`, and
+    /// returns how many. Never blocks on anything but the context lock.
+    /// Runs pending deferred work first, so completions that a wakeup had to
+    /// defer are never stranded while someone reaps.
+    pub fn reap(&self, out: &mut [Completion]) -> usize {
+        self.reap_with(out, |_| {})
+    }
+
+    /// [`reap`](Self::reap), calling `reaped` with each completion while
+    /// the context lock is still held: for an adapter that keeps something
+    /// per request (a source kept alive, say) and must let go of it before
+    /// the request's slot can be reused. `reaped` must not call into this
+    /// context (it would deadlock) and should not block.
+    pub fn reap_with(&self, out: &mut [Completion], mut reaped: impl FnMut(&Completion)) -> usize {
+        loop {
+            // Before the guard: tasks whose awaited requests the deferred
+            // work completes are woken once the lock is released.
+            let mut batch = WakeBatch::new();
+            let locked = Locked::lock(&self.lock);
+            if self.run_deferred_locked(&locked, &mut batch).more {
+                // Out of room for wakers: wake them unlocked, then go on.
+                continue;
+            }
+            let (count, freed) = self.with_state(&locked, |state| {
+                let (mut count, mut freed) = (0, 0);
+                let context = state.id;
+                for place in out.iter_mut() {
+                    let Some(slot) = state.completed.pop_front() else {
+                        break;
+                    };
+                    let index = usize::from(slot);
+                    let record = &mut state.slots[index];
+                    let handle = Handle {
+                        context,
+                        slot,
+                        generation: record.generation,
+                    };
+                    count += 1;
+                    if !record.posted.is_empty() {
+                        // A multishot request's readiness: it stays armed
+                        // (or, if it has ended since, its final completion
+                        // follows: back in the queue, where this one was).
+                        transition!("T16 multishot readiness reaped", index);
+                        *place = Completion {
+                            user_data: record.user_data,
+                            outcome: Outcome::Ready(record.posted),
+                            handle,
+                            more: true,
+                        };
+                        record.posted = Events::empty();
+                        reaped(place);
+                        if state.slots[index].phase == Phase::Completed {
+                            // Cannot fail: this slot's place was just freed.
+                            let pushed = state.completed.push_back(slot);
+                            debug_assert!(pushed.is_ok());
+                        }
+                        continue;
+                    }
+                    debug_assert_eq!(record.phase, Phase::Completed);
+                    *place = Completion {
+                        user_data: record.user_data,
+                        outcome: record.outcome,
+                        handle,
+                        more: false,
+                    };
+                    reaped(place);
+                    // T11 reap: Completed → Free.
+                    transition!("T11 reap", index);
+                    state.release(index);
+                    freed += 1;
+                }
+                state.stats.reaped = state.stats.reaped.wrapping_add(count as u32);
+                (count, freed)
+            });
+            drop(locked);
+            self.wake_slot_waiters(freed);
+            return count;
+        }
+    }
+
+    /// Completes `slot` with `outcome`: every entry leaves its queue, the
+    /// wake word is reset, and the completion is delivered (see
+    /// [`finish`](Self::finish), whose waker it returns). The caller holds
+    /// the context lock and has checked the phase (`Polling` or `Armed`).
+    #[must_use = "an awaited request's waker must be called (or dropped) after the lock is released"]
+    pub(super) fn complete(
+        &self,
+        state: &mut State<'s, L::Queue, N>,
+        slot: usize,
+        outcome: Outcome,
+    ) -> Option<Waker> {
+        self.detach_all(slot);
+        // No entry is linked any more, so no waker can reach this word.
+        self.words[slot].store(0, Ordering::Relaxed);
+        self.finish(state, slot, outcome)
+    }
+
+    /// The bookkeeping of a completion whose entries are all off their
+    /// queues already. A queued request's completion goes into the
+    /// completion queue; an awaited request's outcome stays in its slot,
+    /// and its task's waker is returned, for the caller to call once it has
+    /// released every lock.
+    #[must_use = "an awaited request's waker must be called (or dropped) after the lock is released"]
+    pub(super) fn finish(
+        &self,
+        state: &mut State<'s, L::Queue, N>,
+        slot: usize,
+        outcome: Outcome,
+    ) -> Option<Waker> {
+        let record = &mut state.slots[slot];
+        record.phase = Phase::Completed;
+        record.outcome = outcome;
+        record.source = None;
+        match record.delivery {
+            Delivery::Queue => {
+                // A multishot request with readiness still unreaped is in
+                // the queue already: reaping that readiness puts it back
+                // for this final completion.
+                if record.posted.is_empty() {
+                    // Cannot fail: the queue has one place per slot.
+                    let pushed = state.completed.push_back(slot as u16);
+                    debug_assert!(pushed.is_ok());
+                }
+                self.hooks.completed();
+                None
+            }
+            Delivery::Awaited => record.waker.take(),
+        }
+    }
+
+    /// A multishot request's readiness (T16): it stays armed and on its
+    /// queues; the readiness goes into the completion queue, or merges into
+    /// the readiness already there and not reaped yet (one place per slot,
+    /// so nothing is dropped and the queue never overflows). The caller
+    /// holds the context lock and has checked the phase (`Armed`).
+    pub(super) fn post(&self, state: &mut State<'s, L::Queue, N>, slot: usize, ready: Events) {
+        transition!("T16 multishot readiness posted", slot);
+        let record = &mut state.slots[slot];
+        debug_assert!(record.multishot && record.phase == Phase::Armed);
+        if record.posted.is_empty() {
+            record.posted = ready;
+            // Cannot fail: the queue has one place per slot.
+            let pushed = state.completed.push_back(slot as u16);
+            debug_assert!(pushed.is_ok());
+            self.hooks.completed();
+        } else {
+            record.posted |= ready;
+        }
+    }
+}

@@ -1,0 +1,595 @@
+//! The requester's side: submit (T1 to T4) and cancel (T9).
+
+use super::*;
+
+impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, W, H> {
+    /// Submits a one-shot poll request: `source` is polled for `events`
+    /// (plus ERR and HUP, always), and the request completes exactly once
+    /// with the ready events ∩ those, or is cancelled, or finds its source
+    /// gone. `user_data` comes back in the [`Completion`].
+    ///
+    /// If `source` is ready at once the request completes now (its completion
+    /// is queued like any other) and the handle is returned all the same.
+    ///
+    /// # Errors
+    /// - [`SubmitError::UnknownEvents`]: `events` has bits that are not poll
+    ///   events.
+    /// - [`SubmitError::Busy`]: every slot is in use; reap, then retry.
+    /// - [`SubmitError::TooManyQueues`]: the source registered on more than
+    ///   `W` queues.
+    /// - [`SubmitError::NotPollable`]: the source registered on no queue and
+    ///   nothing asked for is ready.
+    ///
+    /// A refused submit changes nothing.
+    pub fn submit(
+        self: Pin<&Self>,
+        source: &'s dyn Source<L::Queue>,
+        events: Events,
+        user_data: u64,
+    ) -> Result<Handle, SubmitError> {
+        // SAFETY: `source` and every queue it registers on are borrowed for
+        // `'s`, which outlives this context.
+        unsafe { self.submit_unchecked(source, events, user_data) }
+    }
+
+    /// [`submit`](Self::submit) for adapters whose sources are kept alive by
+    /// other means than a borrow (an `Arc` held beside the request, say).
+    ///
+    /// # Safety
+    /// `source`, and every [`WaitQueue`] it registers on, stay alive and in
+    /// place until the request's completion has been reaped or the context
+    /// has been dropped. (A queue may be closed or dropped earlier only if
+    /// dropping it closes it, which [`WaitQueue`]'s `Drop` does; the source
+    /// itself may not go.)
+    pub unsafe fn submit_unchecked(
+        self: Pin<&Self>,
+        source: &dyn Source<L::Queue>,
+        events: Events,
+        user_data: u64,
+    ) -> Result<Handle, SubmitError> {
+        let this = self.get_ref();
+        let events = checked_events(events)?;
+        // SAFETY: the caller promises `source` outlives its request; the slot
+        // drops the reference when the request is reaped or the context goes.
+        let source: &'s dyn Source<L::Queue> = unsafe { core::mem::transmute(source) };
+        let locked = Locked::lock(&this.lock);
+        let submitted = this.submit_locked(
+            &locked,
+            NewRequest {
+                source,
+                events,
+                user_data,
+                delivery: Delivery::Queue,
+                multishot: false,
+            },
+            &mut None,
+        )?;
+        Ok(submitted.handle)
+    }
+
+    /// [`submit_unchecked`](Self::submit_unchecked) (or, with `multishot`,
+    /// [`submit_multishot_unchecked`](Self::submit_multishot_unchecked))
+    /// that calls `accepted` with the request's handle while the context
+    /// lock is still held, before any reaper can see the request: for an
+    /// adapter that keeps something per request (the source it keeps
+    /// alive) and lets go of it in [`reap_with`](Self::reap_with). A
+    /// refused submit does not call it. `accepted` must not call into this
+    /// context (it would deadlock) and should not block.
+    ///
+    /// # Safety
+    /// As [`submit_unchecked`](Self::submit_unchecked).
+    ///
+    /// # Errors
+    /// As [`submit`](Self::submit).
+    pub unsafe fn submit_unchecked_with(
+        self: Pin<&Self>,
+        source: &dyn Source<L::Queue>,
+        events: Events,
+        user_data: u64,
+        multishot: bool,
+        accepted: impl FnOnce(Handle),
+    ) -> Result<Handle, SubmitError> {
+        let this = self.get_ref();
+        let events = checked_events(events)?;
+        // SAFETY: the caller promises `source` outlives its request.
+        let source: &'s dyn Source<L::Queue> = unsafe { core::mem::transmute(source) };
+        let locked = Locked::lock(&this.lock);
+        let submitted = this.submit_locked(
+            &locked,
+            NewRequest {
+                source,
+                events,
+                user_data,
+                delivery: Delivery::Queue,
+                multishot,
+            },
+            &mut None,
+        )?;
+        accepted(submitted.handle);
+        Ok(submitted.handle)
+    }
+
+    /// Submits a multishot poll request (io_uring's
+    /// `IORING_POLL_ADD_MULTI`): it stays armed after each readiness and
+    /// posts one completion per readiness, with [`Completion::more`] set.
+    /// It keeps the one completion place its slot reserves: readiness that
+    /// arrives while its previous completion is not reaped yet merges into
+    /// that completion (events OR'd; nothing lost, nothing dropped, the
+    /// queue never overflows). Cancel, a closing queue or a deadline posts
+    /// its final completion, without `more`; only then is its slot freed.
+    ///
+    /// # Errors
+    /// As [`submit`](Self::submit).
+    pub fn submit_multishot(
+        self: Pin<&Self>,
+        source: &'s dyn Source<L::Queue>,
+        events: Events,
+        user_data: u64,
+    ) -> Result<Handle, SubmitError> {
+        // SAFETY: `source` and every queue it registers on are borrowed for
+        // `'s`, which outlives this context.
+        unsafe { self.submit_multishot_unchecked(source, events, user_data) }
+    }
+
+    /// [`submit_multishot`](Self::submit_multishot) for adapters whose
+    /// sources are kept alive by other means than a borrow.
+    ///
+    /// # Safety
+    /// As [`submit_unchecked`](Self::submit_unchecked): until the request's
+    /// final completion (the one without `more`) has been reaped, or the
+    /// context has been dropped.
+    pub unsafe fn submit_multishot_unchecked(
+        self: Pin<&Self>,
+        source: &dyn Source<L::Queue>,
+        events: Events,
+        user_data: u64,
+    ) -> Result<Handle, SubmitError> {
+        let this = self.get_ref();
+        let events = checked_events(events)?;
+        // SAFETY: the caller promises `source` outlives its request.
+        let source: &'s dyn Source<L::Queue> = unsafe { core::mem::transmute(source) };
+        let locked = Locked::lock(&this.lock);
+        let submitted = this.submit_locked(
+            &locked,
+            NewRequest {
+                source,
+                events,
+                user_data,
+                delivery: Delivery::Queue,
+                multishot: true,
+            },
+            &mut None,
+        )?;
+        Ok(submitted.handle)
+    }
+
+    /// T1 to T4 under the context lock, for a request whose completion goes
+    /// to `delivery`. An awaited request's task waker is taken out of
+    /// `waker` when the request arms (T2); otherwise it is left there, for
+    /// the caller to drop once the lock is released.
+    pub(super) fn submit_locked(
+        &self,
+        locked: &Locked<'_, L::Context>,
+        request: NewRequest<'s, L::Queue>,
+        waker: &mut Option<Waker>,
+    ) -> Result<Submitted, SubmitError> {
+        let this = self;
+        let NewRequest {
+            source,
+            events,
+            user_data,
+            delivery,
+            multishot,
+        } = request;
+        // T1 submit: Free → Polling.
+        let slot = this
+            .with_state(locked, |state| {
+                let slot = state.allocate()?;
+                let record = &mut state.slots[slot];
+                record.phase = Phase::Polling;
+                record.user_data = user_data;
+                record.events = events;
+                record.source = Some(source);
+                record.delivery = delivery;
+                record.multishot = multishot;
+                Some(slot)
+            })
+            .ok_or(SubmitError::Busy)?;
+        transition!("T1 submit", slot);
+        debug_assert_eq!(this.words[slot].load(Ordering::Relaxed), 0);
+
+        // If `poll` unwinds, T4 undoes everything before the lock is released.
+        let mut unwind = UndoSubmit {
+            context: this,
+            locked,
+            slot,
+            armed: true,
+        };
+        let mut registration = Registration {
+            context: this,
+            slot: slot as u16,
+            events,
+            queues: [core::ptr::null_mut(); W],
+            registered: 0,
+            overflow: false,
+            closed: false,
+        };
+        let ready = source.poll(&mut PollTable::registering(&mut registration, events)) & events;
+        unwind.armed = false;
+        let Registration {
+            registered,
+            overflow,
+            closed,
+            ..
+        } = registration;
+
+        this.with_state(locked, |state| {
+            if overflow {
+                // T4 submit refused: too many queues.
+                transition!("T4 submit refused", slot);
+                this.detach_all(slot);
+                this.words[slot].store(0, Ordering::Relaxed);
+                state.release(slot);
+                return Err(SubmitError::TooManyQueues { limit: W });
+            }
+            let outcome = if !ready.is_empty() {
+                Some(Outcome::Ready(ready))
+            } else if closed {
+                Some(Outcome::SourceGone)
+            } else if registered == 0 {
+                // T4 submit refused: nothing to wait on, nothing ready.
+                transition!("T4 submit refused", slot);
+                state.release(slot);
+                return Err(SubmitError::NotPollable);
+            } else {
+                None
+            };
+            let generation = state.slots[slot].generation;
+            let context = state.id();
+            state.stats.submitted = state.stats.submitted.wrapping_add(1);
+            // A multishot request that is ready at once posts that readiness
+            // (T16) and arms; its final completion follows only if a queue
+            // it registered on is closed already.
+            let outcome = match outcome {
+                Some(Outcome::Ready(ready)) if multishot => {
+                    state.slots[slot].phase = Phase::Armed;
+                    this.post(state, slot, ready);
+                    closed.then_some(Outcome::SourceGone)
+                }
+                other => other,
+            };
+            match outcome {
+                Some(outcome) => {
+                    // T3 submit completes ("steals" the request back).
+                    transition!("T3 submit completes", slot);
+                    state.stats.completed_at_submit =
+                        state.stats.completed_at_submit.wrapping_add(1);
+                    // An awaited request's waker is not in the slot yet:
+                    // its future takes the outcome at once.
+                    let no_waker = this.complete(state, slot, outcome);
+                    debug_assert!(no_waker.is_none());
+                }
+                None => {
+                    // T2 submit arms. If a wakeup during `poll` set
+                    // PENDING, its deferred work owns the follow-up.
+                    transition!("T2 submit arms", slot);
+                    let record = &mut state.slots[slot];
+                    record.phase = Phase::Armed;
+                    if delivery == Delivery::Awaited {
+                        // No lock-free reader yet: wakeups during `poll`
+                        // could only defer, and deferred work needs the
+                        // lock we hold.
+                        record.waker = waker.take();
+                    }
+                }
+            }
+            Ok(Submitted {
+                handle: Handle {
+                    context,
+                    slot: slot as u16,
+                    generation,
+                },
+                completed: outcome.is_some(),
+            })
+        })
+    }
+
+    /// Submits `requests` in order, like Linux's `io_submit(nr)`: stops at
+    /// the first one refused. `accepted` is given the handle of each request
+    /// accepted, in order (it runs with no aiopoll lock held).
+    ///
+    /// # Errors
+    /// [`BatchRefused`]: how many were accepted before the refused one, and
+    /// the [`SubmitError`] that refused it. Nothing of the refused request
+    /// remains, and the requests after it are not submitted; the accepted
+    /// ones stand.
+    pub fn submit_batch<'r>(
+        self: Pin<&Self>,
+        requests: impl IntoIterator<Item = &'r Submission<'s, L::Queue>>,
+        mut accepted: impl FnMut(Handle),
+    ) -> Result<usize, BatchRefused>
+    where
+        's: 'r,
+        L::Queue: 'r,
+    {
+        let mut count = 0;
+        for request in requests {
+            match self.submit(request.source, request.events, request.user_data) {
+                Ok(handle) => {
+                    count += 1;
+                    accepted(handle);
+                }
+                Err(error) => {
+                    return Err(BatchRefused {
+                        accepted: count,
+                        error,
+                    })
+                }
+            }
+        }
+        Ok(count)
+    }
+
+    /// Cancels a pending request (Linux's `io_cancel`).
+    ///
+    /// `Ok(InProgress)`: the request was pending; it is now complete with
+    /// [`Outcome::Cancelled`] and that completion is in the queue. A wakeup
+    /// that got there first wins, and then cancel reports `NotFound`: also a
+    /// wakeup that had to hand the request to deferred work (an unkeyed
+    /// wakeup, a request on two queues, a wakeup that found the context
+    /// lock held), because cancel runs that request's deferred work first.
+    ///
+    /// # Errors
+    /// [`CancelError::NotFound`]: the request already completed (its
+    /// completion is or was in the queue), was cancelled already, or the
+    /// handle belongs to another context.
+    pub fn cancel(&self, handle: Handle) -> Result<InProgress, CancelError> {
+        let slot = usize::from(handle.slot);
+        if slot >= N {
+            return Err(CancelError::NotFound);
+        }
+        // A queued request has no waker: this batch stays empty.
+        let mut batch = WakeBatch::new();
+        let locked = Locked::lock(&self.lock);
+        self.with_state(&locked, |state| {
+            if handle.context != state.id {
+                return Err(CancelError::NotFound);
+            }
+            let record = &state.slots[slot];
+            // An awaited request is cancelled by dropping its future.
+            if record.generation != handle.generation
+                || record.phase != Phase::Armed
+                || record.delivery != Delivery::Queue
+            {
+                return Err(CancelError::NotFound);
+            }
+            Ok(())
+        })?;
+        // A wakeup that reached the request before this cancel took the lock
+        // but had to defer wins: run its work now (T7 or T8), so the outcome
+        // does not depend on when the deferred work would have run.
+        if self.run_deferred_slot(&locked, slot, &mut batch) == SlotWork::Completed {
+            return Err(CancelError::NotFound);
+        }
+        self.with_state(&locked, |state| {
+            // T9 cancel.
+            transition!("T9 cancel", slot);
+            state.stats.cancelled = state.stats.cancelled.wrapping_add(1);
+            let no_waker = self.complete(state, slot, Outcome::Cancelled);
+            debug_assert!(no_waker.is_none());
+            Ok(InProgress)
+        })
+    }
+
+    /// Cancels every pending queued request whose user data is `user_data`
+    /// (io_uring's `IORING_ASYNC_CANCEL_ALL` matched on user data). Returns
+    /// how many it cancelled; each completes once, with
+    /// [`Outcome::Cancelled`]. As for [`cancel`](Self::cancel), a request
+    /// whose deferred wakeup came first completes with that instead, and is
+    /// not counted. Awaited requests have no user data and are never
+    /// matched.
+    pub fn cancel_user_data(&self, user_data: u64) -> usize {
+        self.end_where(
+            |record| record.delivery == Delivery::Queue && record.user_data == user_data,
+            Outcome::Cancelled,
+        )
+    }
+
+    /// Cancels every pending request on `source`, queued or awaited
+    /// (io_uring's `IORING_ASYNC_CANCEL_FD` with `_ALL`). Returns how many
+    /// it cancelled; each completes once, with [`Outcome::Cancelled`] (an
+    /// awaited one resolves its future with it). A request whose deferred
+    /// wakeup came first completes with that instead, and is not counted.
+    pub fn cancel_source(&self, source: &dyn Source<L::Queue>) -> usize {
+        let target = source as *const dyn Source<L::Queue> as *const ();
+        self.end_where(
+            |record| {
+                record.source.is_some_and(|source| {
+                    core::ptr::eq(source as *const dyn Source<L::Queue> as *const (), target)
+                })
+            },
+            Outcome::Cancelled,
+        )
+    }
+
+    /// T9 (for `Outcome::Cancelled`) or T15 (for `Outcome::TimedOut`) for
+    /// every armed request that `matches`, each after its own deferred work
+    /// (a wakeup that came first wins, and is not counted); a few slots per
+    /// lock hold, so that awaiting tasks are woken with no lock held.
+    /// Returns how many it ended with `outcome`.
+    pub(super) fn end_where(
+        &self,
+        matches: impl Fn(&Slot<'s, L::Queue>) -> bool,
+        outcome: Outcome,
+    ) -> usize {
+        let mut ended = 0;
+        let mut slot = 0;
+        while slot < N {
+            // Before the guard: woken once the lock is released.
+            let mut batch = WakeBatch::new();
+            let locked = Locked::lock(&self.lock);
+            while slot < N && batch.has_room() {
+                let hit = self.with_state(&locked, |state| {
+                    let record = &state.slots[slot];
+                    record.phase == Phase::Armed && matches(record)
+                });
+                if hit && self.run_deferred_slot(&locked, slot, &mut batch) != SlotWork::Completed {
+                    self.with_state(&locked, |state| {
+                        if outcome == Outcome::TimedOut {
+                            // T15 deadline passes.
+                            transition!("T15 deadline passes", slot);
+                            state.stats.timed_out = state.stats.timed_out.wrapping_add(1);
+                        } else {
+                            // T9 cancel.
+                            transition!("T9 cancel", slot);
+                            state.stats.cancelled = state.stats.cancelled.wrapping_add(1);
+                        }
+                        if let Some(waker) = self.complete(state, slot, outcome) {
+                            batch.push(waker);
+                        }
+                    });
+                    ended += 1;
+                }
+                slot += 1;
+            }
+        }
+        ended
+    }
+}
+
+/// One request of a [`Context::submit_batch`] (Linux's `iocb` for
+/// `IOCB_CMD_POLL`).
+pub struct Submission<'s, Q: lock_api::RawMutex = crate::SpinLock> {
+    /// The source to poll.
+    pub source: &'s dyn Source<Q>,
+    /// The events asked for (ERR and HUP are always added).
+    pub events: Events,
+    /// Comes back in the request's [`Completion`].
+    pub user_data: u64,
+}
+
+impl<Q: lock_api::RawMutex> core::fmt::Debug for Submission<'_, Q> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Submission")
+            .field("events", &self.events)
+            .field("user_data", &self.user_data)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why [`Context::submit_batch`] stopped early: how far it got, and why.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct BatchRefused {
+    /// Requests accepted before the refused one (they stand).
+    pub accepted: usize,
+    /// Why the next one was refused.
+    pub error: SubmitError,
+}
+
+impl core::fmt::Display for BatchRefused {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(
+            f,
+            "the batch stopped after {} accepted requests: {}",
+            self.accepted, self.error
+        )
+    }
+}
+
+impl core::error::Error for BatchRefused {}
+
+/// What [`Context::submit_locked`] is asked to submit.
+pub(super) struct NewRequest<'s, Q: lock_api::RawMutex> {
+    pub(super) source: &'s dyn Source<Q>,
+    /// Already checked, with ERR and HUP added.
+    pub(super) events: Events,
+    pub(super) user_data: u64,
+    pub(super) delivery: Delivery,
+    pub(super) multishot: bool,
+}
+
+/// What [`Context::submit_locked`] accepted.
+pub(super) struct Submitted {
+    pub(super) handle: Handle,
+    /// It completed at submit (T3).
+    pub(super) completed: bool,
+}
+
+/// The events a request waits for, or why they are refused.
+pub(super) fn checked_events(events: Events) -> Result<Events, SubmitError> {
+    let unknown = events.unknown_bits();
+    if unknown != 0 {
+        return Err(SubmitError::UnknownEvents {
+            unknown: u32::from(unknown),
+        });
+    }
+    Ok(events | Events::ALWAYS)
+}
+
+/// Registers the request being submitted on the queues its source names.
+struct Registration<'c, 's, const N: usize, L: Locks, const W: usize, H: Notify> {
+    context: &'c Context<'s, N, L, W, H>,
+    slot: u16,
+    events: Events,
+    /// The distinct queues registered so far, linked or found closed; the
+    /// entry of the same index is linked on the queue unless it was closed.
+    queues: [*mut (); W],
+    /// How many of `queues` are in use.
+    registered: usize,
+    /// The source asked for more than `W` queues.
+    overflow: bool,
+    /// The source registered on a closed queue.
+    closed: bool,
+}
+
+impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Registrar<'s, L::Queue>
+    for Registration<'_, 's, N, L, W, H>
+{
+    fn register(&mut self, queue: &'s WaitQueue<L::Queue>) {
+        let erased = queue as *const WaitQueue<L::Queue> as *mut ();
+        // Registering twice on one queue is once (io_uring's double poll
+        // does the same).
+        if self.queues[..self.registered].contains(&erased) {
+            return;
+        }
+        let index = self.registered;
+        let Some(entry) = self.context.entries[usize::from(self.slot)].get(index) else {
+            self.overflow = true;
+            return;
+        };
+        self.queues[index] = erased;
+        self.registered += 1;
+        // SAFETY: the entry is unused (each index is used once per submit,
+        // and a Free slot has no linked entry); we hold the context lock; the
+        // queue lives for `'s`, and the context detaches the entry before
+        // either goes.
+        let attached =
+            unsafe { queue.attach(entry, self.context.header(), self.slot, self.events) };
+        if !attached {
+            self.closed = true;
+        }
+    }
+}
+
+/// T4 when a source's `poll` unwinds: the slot goes back, no entry stays.
+struct UndoSubmit<'c, 's, const N: usize, L: Locks, const W: usize, H: Notify> {
+    context: &'c Context<'s, N, L, W, H>,
+    locked: &'c Locked<'c, L::Context>,
+    slot: usize,
+    armed: bool,
+}
+
+impl<const N: usize, L: Locks, const W: usize, H: Notify> Drop for UndoSubmit<'_, '_, N, L, W, H> {
+    fn drop(&mut self) {
+        if self.armed {
+            // T4 submit refused: `poll` panicked. The context lock is still
+            // held (its guard is dropped after this one).
+            transition!("T4 submit refused", self.slot);
+            self.context.detach_all(self.slot);
+            self.context.words[self.slot].store(0, Ordering::Relaxed);
+            self.context
+                .with_state(self.locked, |state| state.release(self.slot));
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! The wake function: what a wakeup does to one request, holding only the
+//! wait queue's lock (T5 inline wakeup, T6 deferral, T10 close).
+
+use super::*;
+
+impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, W, H> {
+    /// T6 deferral: hand the request to deferred work. Called by a waker
+    /// holding a queue lock on which the request is linked.
+    pub(super) fn defer(&self, slot: usize, extra: u32) {
+        transition!("T6 deferral", slot);
+        let previous = self.words[slot].fetch_or(PENDING | extra, Ordering::AcqRel);
+        self.deferrals.fetch_add(1, Ordering::Relaxed);
+        if previous & PENDING == 0 {
+            // A read-modify-write, like the runner's swap: loom 0.7 lets a
+            // plain store be lost against a concurrent swap (see the
+            // `loom_store_vs_swap` note in tests/loom.rs).
+            self.deferred.swap(true, Ordering::AcqRel);
+            self.hooks.deferred_work();
+        }
+    }
+
+    /// Whether `entry` is the only linked entry of `slot`. The caller holds
+    /// the context lock (entries are only linked under it).
+    pub(super) fn sole_link(&self, slot: usize, entry: *const WaitEntry) -> bool {
+        self.entries[slot]
+            .iter()
+            .all(|other| core::ptr::eq(other, entry) || other.queue().is_null())
+    }
+
+    /// The wake function of this context type (see [`WaitQueue`]'s module
+    /// docs): decides what a wakeup does to one request.
+    ///
+    /// # Safety
+    /// As [`crate::wait_queue::WakeFn`]: `owner` is a live context of this
+    /// type, `entry` is one of its entries, linked on `list`, whose queue
+    /// lock the caller holds; `events` is the entry's recorded event mask.
+    pub(super) unsafe fn wake_entry(
+        owner: *const ContextHeader,
+        list: &mut List,
+        entry: *const WaitEntry,
+        slot: u16,
+        wake: Wake,
+        batch: &mut WakeBatch,
+    ) -> Verdict {
+        // SAFETY: `owner` points at a live `Self` (the caller's contract):
+        // a context unlinks all its entries before it goes.
+        let this = unsafe { &*(owner as *const Self) };
+        let slot = usize::from(slot);
+        // SAFETY: the entry is linked and we hold its queue lock.
+        let events = unsafe { WaitEntry::events(entry) };
+        let outcome = match wake {
+            // A keyed wakeup that misses the mask: stay queued (scenario 6).
+            Wake::Key(key) if !key.intersects(events) => return Verdict::NotInterested,
+            Wake::Key(key) => Outcome::Ready(key & events),
+            Wake::Repoll => {
+                // T6: only a re-poll can tell, and a waker may not poll.
+                this.defer(slot, 0);
+                return Verdict::Deferred;
+            }
+            Wake::SourceGone => Outcome::SourceGone,
+        };
+        if let Some(locked) = Locked::try_lock(&this.lock) {
+            let verdict = this.with_state(&locked, |state| {
+                // A linked entry's slot is Polling or Armed; Polling only
+                // while submit holds the lock, which we now hold.
+                let record = &state.slots[slot];
+                if record.phase != Phase::Armed {
+                    return None;
+                }
+                if let (true, Outcome::Ready(ready)) = (record.multishot, outcome) {
+                    // T16 multishot readiness posted inline: the request
+                    // stays armed and on every queue. (Nothing to defer
+                    // for a second queue: no entry leaves.)
+                    this.post(state, slot, ready);
+                    state.stats.completed_by_wakeup =
+                        state.stats.completed_by_wakeup.wrapping_add(1);
+                    return Some(Verdict::Posted);
+                }
+                if !this.sole_link(slot, entry) {
+                    return None;
+                }
+                // An awaited request's task is woken after the queue lock is
+                // released; with no room left for its waker, defer.
+                if record.delivery == Delivery::Awaited && !batch.has_room() {
+                    return None;
+                }
+                transition!("T5 inline wakeup", slot);
+                // T5 inline wakeup (T10 inline for a closing queue):
+                // the entry leaves the queue before the context lock is
+                // released, so the slot is free of wakers once Completed.
+                // SAFETY: `entry` is linked on `list`, whose lock we hold.
+                unsafe { list.remove(entry) };
+                this.words[slot].store(0, Ordering::Relaxed);
+                state.stats.completed_by_wakeup = state.stats.completed_by_wakeup.wrapping_add(1);
+                if let Some(waker) = this.finish(state, slot, outcome) {
+                    batch.push(waker);
+                }
+                Some(Verdict::Completed)
+            });
+            if let Some(verdict) = verdict {
+                return verdict;
+            }
+        }
+        // T6 deferral (T10 deferred for a closing queue: set GONE, then
+        // leave the queue for good, clearing the queue pointer last).
+        if wake == Wake::SourceGone {
+            this.defer(slot, GONE);
+            // SAFETY: `entry` is linked on `list`, whose lock we hold.
+            unsafe { list.remove(entry) };
+        } else {
+            this.defer(slot, 0);
+        }
+        Verdict::Deferred
+    }
+}
