@@ -9,7 +9,8 @@
 //! cargo xtask fuzz            fuzz the core against its reference model
 //! cargo xtask bench           aiopoll and its peers side by side: one table of ns/op, instructions/op, ratios
 //! cargo xtask size            bytes per request slot and per wait queue on thumbv6m, thumbv7m, x86_64
-//! cargo xtask firmware-size [--bless] [BOARD..]  every board example's text/data/bss against boards/*/expected/*.size
+//! cargo xtask scenarios [--bless] [BOARD..]  the QEMU scenarios against tests/qemu/
+//! cargo xtask firmware-size [--bless] [BOARD..]  every board example's text/data/bss against tests/firmware-size/
 //! ```
 //!
 //! Every task installs what it is missing itself (rustup targets, the nightly
@@ -22,6 +23,7 @@ mod firmware_size;
 mod flash;
 mod fuzz;
 mod qemu;
+mod scenarios;
 mod setup;
 mod shell;
 mod size;
@@ -40,8 +42,9 @@ tasks:
   flash BOARD EXAMPLE
                   build and flash one example with probe-rs
   scenarios [--bless] [BOARD..]
-                  the QEMU scenarios alone (part of `test`); --bless writes the
-                  outputs to boards/<board>/expected/<example>.run
+                  the QEMU scenarios alone (part of `test`): those listed in
+                  tests/qemu/scenarios.txt, each output compared with
+                  tests/qemu/<board>/<example>.run (--bless writes them)
   test            run every check CI runs: fmt, clippy -D warnings, host tests,
                   loom models, Miri, target builds
   setup           install what the tasks need (rustup targets, nightly Miri)
@@ -52,7 +55,7 @@ tasks:
   size            bytes per request slot and per wait queue, per target
   firmware-size [--bless] [BOARD..]
                   text/data/bss of every board example (or the named boards')
-                  against boards/<board>/expected/<example>.size (--bless writes them)
+                  against tests/firmware-size/<board>/<example>.size (--bless writes them)
 ";
 
 fn main() -> ExitCode {
@@ -69,7 +72,7 @@ fn main() -> ExitCode {
         "demo" => qemu::demo(rest),
         "qemu" => qemu::qemu(rest),
         "flash" => flash::flash(rest),
-        "scenarios" => qemu::scenarios(rest),
+        "scenarios" => scenarios::run(rest),
         "bench" => bench::run(rest),
         "size" => size::run(rest),
         "firmware-size" => firmware_size::run(rest),
