@@ -30,7 +30,7 @@ pub struct Board {
 }
 
 /// The boards QEMU runs, the demo's default first.
-pub const BOARDS: [Board; 5] = [
+pub const BOARDS: [Board; 6] = [
     Board {
         name: "lm3s6965evb",
         target: "thumbv7m-none-eabi",
@@ -43,6 +43,13 @@ pub const BOARDS: [Board; 5] = [
         target: "thumbv6m-none-eabi",
         machine: "microbit",
         cpu: "cortex-m0",
+        icount: "shift=3,sleep=off",
+    },
+    Board {
+        name: "netduinoplus2",
+        target: "thumbv7em-none-eabihf",
+        machine: "netduinoplus2",
+        cpu: "cortex-m4",
         icount: "shift=3,sleep=off",
     },
     Board {
