@@ -47,7 +47,8 @@ tasks:
                   tests/qemu/<board>/<example>.run (--bless writes them)
   test            run every check CI runs: fmt, clippy -D warnings, host tests,
                   loom models, Miri, target builds
-  setup           install what the tasks need (rustup targets, nightly Miri)
+  setup           install what the tasks need (rustup targets, nightly Miri,
+                  qemu-system-arm)
   fuzz [--seconds N]
                   fuzz the core against its reference model (default 60 s)
   bench [--runs N] [--quick] [--no-callgrind] [--filter TEXT] [--write FILE]

@@ -16,6 +16,7 @@ pub const TARGETS: [&str; 4] = [
 pub fn run(_args: &[String]) -> Result<(), String> {
     targets()?;
     miri()?;
+    crate::qemu::ensure_qemu()?;
     Ok(())
 }
 

@@ -48,6 +48,28 @@
 //! ```
 //!
 //! Every board under `boards/` has a runnable example.
+//!
+//! ## Bringing it up on a board
+//!
+//! `docs/porting.md` in the repository walks through a new board step by
+//! step (crates, `memory.x`, interrupts with a PAC or without one, running
+//! in QEMU). Two things every firmware must get right:
+//!
+//! - **Link a critical-section implementation.** The wait queues, `IrqEvent`
+//!   and (on thumbv6m) every atomic go through the `critical-section` crate,
+//!   which only declares `acquire` and `release`. Without an implementation
+//!   the link fails with `undefined symbol: _critical_section_1_0_acquire`.
+//!   On one core, turn on cortex-m's feature `critical-section-single-core`;
+//!   on several, use one that spans the cores (the HAL's, or your own).
+//! - **Priorities, in numbers** (lower is more urgent; only the bits the
+//!   part implements count). With [`CeilingLocks<C>`](CeilingLocks): the
+//!   deferred-work interrupt's priority value is at least the ceiling
+//!   (`>= C`), and so is that of any interrupt that submits, cancels or
+//!   reaps; interrupts that only wake requests may have any value, and
+//!   those more urgent than the ceiling (a value `< C`) are never masked by
+//!   aiopoll. `C` is not 0 and is a value the part implements (with 3
+//!   priority bits, 0x10 reads as 0 and masks nothing). For example: timer
+//!   0x00, `CeilingLocks<0x20>`, deferred work 0xE0.
 #![no_std]
 #![warn(missing_docs)]
 
