@@ -8,7 +8,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::shell::{output, root, step};
+use crate::firmware::Examples;
+use crate::shell::{output, step};
 
 /// A board QEMU can run.
 pub struct Board {
@@ -114,21 +115,13 @@ pub fn ensure_qemu() -> Result<(), String> {
         .into())
 }
 
-/// Builds `example` of `board` (release) and returns the ELF's path.
+/// Builds `example` of `board` (release) and returns the ELF's path. The
+/// build is `firmware::build`'s, the one the size check measures: the
+/// scenarios run the very binaries whose sizes are recorded, and `cargo
+/// xtask test` builds each example once.
 pub fn build(board: &Board, example: &str) -> Result<PathBuf, String> {
-    let directory = root().join("boards").join(board.name);
-    let target_dir = root().join("boards/target");
-    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    command
-        .current_dir(&directory)
-        .args(["build", "--release", "--example", example])
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .env_remove("RUSTFLAGS");
-    step(&format!("build {}/{example}", board.name), &mut command)?;
-    Ok(target_dir
-        .join(board.target)
-        .join("release/examples")
-        .join(example))
+    crate::firmware::build(board.name, board.target, Examples::One(example))?;
+    Ok(crate::firmware::elf(board.target, example))
 }
 
 /// What a run printed and how it ended.
