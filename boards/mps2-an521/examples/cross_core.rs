@@ -40,8 +40,7 @@ use aiopoll::{Completion, Context, Events, Handle, SubmitError};
 use aiopoll_cortex_m::{IrqEvent, MultiCoreLock, MultiCoreLocks};
 use aiopoll_scenarios::{enable, exit, Ledger, Stall};
 use board::{
-    Doorbell, Handler, Mhu0, Stack, Timer0, VectorTable, CORE1_LINES, DOORBELL_IRQ,
-    TIMER0_IRQ,
+    Doorbell, Handler, Mhu0, Stack, Timer0, VectorTable, CORE1_LINES, DOORBELL_IRQ, TIMER0_IRQ,
 };
 use cortex_m_rt::{entry, exception};
 
