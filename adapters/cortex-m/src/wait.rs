@@ -110,11 +110,8 @@ mod tests {
         });
         assert_eq!((count, sleeps), (1, 3));
         assert_eq!(
-            out[0],
-            Completion {
-                user_data: 5,
-                outcome: Outcome::Ready(Events::IN)
-            }
+            (out[0].user_data, out[0].outcome),
+            (5, Outcome::Ready(Events::IN))
         );
         assert_eq!(context.in_use(), 0);
     }
