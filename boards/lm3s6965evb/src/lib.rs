@@ -10,6 +10,11 @@
 
 pub use lm3s6965::Interrupt;
 
+/// Unmasking an interrupt at a priority, and ending a QEMU run: shared by
+/// every QEMU board (`aiopoll-scenarios`), re-exported for this board's
+/// examples.
+pub use aiopoll_scenarios::{enable, exit};
+
 /// Writes a 32-bit peripheral register.
 ///
 /// # Safety
