@@ -270,7 +270,8 @@ impl Promise {
         // The halves are read before the count is read again.
         fence(Ordering::Acquire);
         let after = self.sequence.load(Ordering::Relaxed);
-        (before == after && before.is_multiple_of(2)).then_some(u64::from(high) << 32 | u64::from(low))
+        (before == after && before.is_multiple_of(2))
+            .then_some(u64::from(high) << 32 | u64::from(low))
     }
 
     /// Whether a request with `deadline` needs the deferred work to run
