@@ -121,7 +121,9 @@ impl<const N: usize> Inner<N> {
 ///
 /// Each context has a thread of its own that runs deferred completions the
 /// moment a wakeup hands one over, so they never wait for a reaper: see the
-/// crate docs.
+/// crate docs. Dropping the context waits for that thread to finish what it
+/// is running (one pass of re-polls at most), so do not drop a context while
+/// holding a lock that your own source's `poll` takes.
 pub struct StdContext<const N: usize> {
     inner: Pin<Arc<Inner<N>>>,
     /// The deferred-work thread (`None` if it could not be started).

@@ -1,50 +1,20 @@
 //! Board support for the TI Stellaris LM3S6965 evaluation board, as QEMU's
 //! `lm3s6965evb` machine emulates it: just what the examples need (a
 //! periodic timer interrupt, a one-shot timer, a 64-bit clock, the UART's
-//! receive interrupt, NVIC priorities, and ending a run through semihosting
-//! with a verdict).
+//! receive interrupt). Ending a run,
+//! panics, the logger and NVIC priorities are `aiopoll_scenarios`', shared
+//! by every QEMU board.
 //!
 //! Interrupt priorities have 3 bits here: 0x00 (most urgent), 0x20, ..,
 //! 0xE0 (least urgent).
 #![no_std]
 
-use cortex_m::peripheral::NVIC;
 pub use lm3s6965::Interrupt;
 
-use defmt_semihosting as _;
-
-/// Ends the run: QEMU exits with status 0 (`success`) or 1.
-pub fn exit(success: bool) -> ! {
-    use cortex_m_semihosting::debug;
-    debug::exit(if success {
-        debug::EXIT_SUCCESS
-    } else {
-        debug::EXIT_FAILURE
-    });
-    // Only reached without a debugger or emulator to exit to.
-    loop {
-        cortex_m::asm::wfi();
-    }
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    defmt::error!("panic: {}", defmt::Display2Format(info));
-    exit(false)
-}
-
-/// Sets `interrupt`'s priority (a hardware value: 0x00, 0x20, .., 0xE0) and
-/// unmasks it.
-pub fn enable(interrupt: Interrupt, priority: u8) {
-    // SAFETY: called once per interrupt at start-up, before the interrupt
-    // can fire, so no priority-based critical section is disturbed; this is
-    // the only code that owns the NVIC's priority registers.
-    unsafe {
-        let mut peripherals = cortex_m::Peripherals::steal();
-        peripherals.NVIC.set_priority(interrupt, priority);
-        NVIC::unmask(interrupt);
-    }
-}
+/// Unmasking an interrupt at a priority, and ending a QEMU run: shared by
+/// every QEMU board (`aiopoll-scenarios`), re-exported for this board's
+/// examples.
+pub use aiopoll_scenarios::{enable, exit};
 
 /// Writes a 32-bit peripheral register.
 ///
@@ -100,6 +70,18 @@ pub mod timer0 {
     pub fn acknowledge() {
         // SAFETY: writing 1 to ICR only clears the time-out flag.
         unsafe { super::write(ICR, 1) }
+    }
+}
+
+/// Timer 0 as the scenarios' periodic timer.
+pub struct Timer0;
+
+impl aiopoll_scenarios::Timer for Timer0 {
+    fn start(period: u32) {
+        timer0::start(period);
+    }
+    fn stop() {
+        timer0::stop();
     }
 }
 
