@@ -138,7 +138,7 @@ pub struct StormReport {
 /// on `source`, cancels one in seven, and reaps, while the timer fires every
 /// `first_period`, `first_period + 1`, .. ticks (one period per 400
 /// requests) and raises `source`. Checks that every request completes
-/// exactly once, that no slot leaks and that deferred work completed some;
+/// exactly once, that no slot leaks and that wakeups were deferred;
 /// prints the counts through defmt.
 pub fn storm<T: Timer, const N: usize, L: Locks, H: Notify>(
     context: Pin<&Context<'static, N, L, 1, H>>,
@@ -223,6 +223,11 @@ where
     );
     StormReport {
         requests,
-        ok: all_once && context.in_use() == 0 && stats.completed_by_deferred_work > 0,
+        // The deferred path must have been taken; how many of its re-polls
+        // completed a request depends on where the interrupts landed (the
+        // -icount runs pin that count in their expected output; a run
+        // without -icount may see every deferred wakeup beaten by thread
+        // mode's clear, a reap or a cancel).
+        ok: all_once && context.in_use() == 0 && stats.deferrals > 0,
     }
 }

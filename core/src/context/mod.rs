@@ -257,7 +257,10 @@ pub struct Stats {
     pub completed_at_submit: u32,
     /// Requests completed inline by a wakeup (T5, T10 inline).
     pub completed_by_wakeup: u32,
-    /// Requests completed by deferred work (T7).
+    /// Requests completed by deferred work (T7), wherever it ran: in the
+    /// adapter's deferred-work handler ([`Context::run_deferred`]), or in
+    /// [`Context::reap`], `cancel`, `update` or `expire`, which run pending
+    /// deferred work before they act.
     pub completed_by_deferred_work: u32,
     /// Requests cancelled (T9).
     pub cancelled: u32,
