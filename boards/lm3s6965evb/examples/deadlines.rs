@@ -117,6 +117,7 @@ fn TIMER_1A() {
     ALARMS.fetch_add(1, Ordering::Relaxed);
     if now < at {
         EARLY_ALARMS.fetch_add(1, Ordering::Relaxed);
+        defmt::error!("alarm for {} fired at {}", at, now);
     } else {
         let late = (now - at).min(u64::from(u32::MAX)) as u32;
         LATEST_ALARM.fetch_max(late, Ordering::Relaxed);

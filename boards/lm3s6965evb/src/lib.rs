@@ -175,6 +175,9 @@ pub mod clock {
             syst.enable_interrupt();
             syst.enable_counter();
         }
+        // The counter reads 0 until it first loads the reload value (that
+        // load is no wrap): the clock starts there, at 0.
+        while SYST::get_current() == 0 {}
     }
 
     /// For the `SysTick` exception handler: one period has passed.
@@ -197,6 +200,9 @@ pub mod clock {
                     periods += 1;
                 }
             }
+            // (0 without the flag: the counter has reached 0 and the wrap is
+            // not signalled yet, as QEMU shows it until it processes the
+            // wrap: the last cycle of this period too, never a step back.)
             // The handler ran meanwhile: the two reads may straddle a wrap.
             if WRAPS.load(Ordering::Acquire) == wraps {
                 return periods << LOW_BITS | u64::from(RELOAD - current);
