@@ -408,8 +408,8 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
 
     /// Makes an empty context that notifies `hooks` at `place`, field by
     /// field, without building it on the stack first: for contexts too
-    /// large for a stack (thousands of slots; see
-    /// [`size_of`](core::mem::size_of) of the context type). With an
+    /// large for a stack (thousands of slots; see [`core::mem::size_of`]
+    /// of the context type). With an
     /// allocator: `Box::new_uninit()`, this, `assume_init`, `Box::into_pin`.
     ///
     /// # Safety
