@@ -7,7 +7,7 @@ use cortex_m::peripheral::{NVIC, SCB};
 /// Pends the interrupt `I` when a wakeup defers a completion; its handler
 /// calls [`Context::run_deferred`](aiopoll::Context::run_deferred). Pick a
 /// line nothing else raises (an unused peripheral's), unmask it in the
-/// NVIC, and with [`CeilingLocks<C>`](crate::CeilingLocks) give it a
+/// NVIC, and with `CeilingLocks<C>` (v7-M and v8-M) give it a
 /// priority value of at least `C` (lower values are more urgent: the
 /// context lock can only be taken at `C` or a larger value); best the
 /// largest value of all, so that it runs after the interrupts that hand it
