@@ -17,7 +17,7 @@ fn a_context_of_20000_slots_is_made_and_used_on_a_small_stack() {
         .stack_size(256 * 1024)
         .spawn(|| {
             // Over 2 MiB: built on the stack it would overflow this one.
-            assert!(StdContext::<SLOTS>::BYTES > 8 * 256 * 1024);
+            const { assert!(StdContext::<SLOTS>::BYTES > 8 * 256 * 1024) };
             let context = StdContext::<SLOTS>::new();
             let counter = EventCounter::new();
             let requests = SLOTS;
