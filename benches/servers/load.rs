@@ -35,6 +35,9 @@ use std::time::{Duration, Instant};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 
+/// Clients per load thread that connect and warm up together.
+const WARMUP_BATCH: usize = 32;
+
 struct Options {
     addr: SocketAddr,
     clients: usize,
@@ -236,55 +239,30 @@ fn run(shared: &Shared, thread: usize) -> Tally {
     };
     let mut clients = Vec::new();
     let everyone = options.clients + options.idle_clients;
-    for id in (thread..everyone).step_by(options.threads) {
-        let role = if id < options.clients {
-            Role::Active
-        } else {
-            Role::Idle
-        };
-        let connected_at = Instant::now();
-        let mut stream = match TcpStream::connect(options.addr) {
-            Ok(stream) => stream,
-            Err(error) => {
-                tally
-                    .failures
-                    .push(format!("client {id}: connect: {error}"));
-                continue;
-            }
-        };
-        let token = Token(clients.len());
-        if let Err(error) =
-            poll.registry()
-                .register(&mut stream, token, Interest::READABLE | Interest::WRITABLE)
-        {
-            tally
-                .failures
-                .push(format!("client {id}: register: {error}"));
-            continue;
-        }
-        let first = if options.warmup { 0 } else { 1 };
-        clients.push(Client {
-            id,
-            out: match role {
-                Role::Active => line(id, first, options.line_bytes),
-                Role::Idle => Vec::new(),
-            },
-            role,
-            stream,
-            connected_at,
-            number: first,
-            written: 0,
-            echoed: 0,
-            sent_at: connected_at,
-            done: false,
-        });
-    }
+    let (active, idle): (Vec<usize>, Vec<usize>) = (thread..everyone)
+        .step_by(options.threads)
+        .partition(|id| *id < options.clients);
     if options.warmup {
-        // Until every active client's warm-up line is back.
+        // A few at a time, each batch accepted (its warm-up line back)
+        // before the next connects, so the server's accept backlog never
+        // overflows (a dropped SYN is retried a second later, which would
+        // skew the idle clients' timing); the idle clients last.
         let warm = |client: &Client| {
             !matches!(client.role, Role::Active) || client.number > 0 || client.done
         };
-        drive(shared, &mut poll, &mut clients, &mut tally, &warm);
+        for batch in active.chunks(WARMUP_BATCH) {
+            for id in batch {
+                connect(&mut poll, &mut clients, *id, options, &mut tally);
+            }
+            drive(shared, &mut poll, &mut clients, &mut tally, &warm);
+        }
+        for id in idle {
+            connect(&mut poll, &mut clients, id, options, &mut tally);
+        }
+    } else {
+        for id in active.into_iter().chain(idle) {
+            connect(&mut poll, &mut clients, id, options, &mut tally);
+        }
     }
     shared.start.wait();
     if options.warmup {
@@ -300,6 +278,55 @@ fn run(shared: &Shared, thread: usize) -> Tally {
     let finished = |client: &Client| client.done;
     drive(shared, &mut poll, &mut clients, &mut tally, &finished);
     tally
+}
+
+/// Connects client `id` and adds it to `clients` (or counts a failure).
+fn connect(
+    poll: &mut Poll,
+    clients: &mut Vec<Client>,
+    id: usize,
+    options: &Options,
+    tally: &mut Tally,
+) {
+    let role = if id < options.clients {
+        Role::Active
+    } else {
+        Role::Idle
+    };
+    let connected_at = Instant::now();
+    let mut stream = match TcpStream::connect(options.addr) {
+        Ok(stream) => stream,
+        Err(error) => {
+            tally
+                .failures
+                .push(format!("client {id}: connect: {error}"));
+            return;
+        }
+    };
+    let token = Token(clients.len());
+    let interest = Interest::READABLE | Interest::WRITABLE;
+    if let Err(error) = poll.registry().register(&mut stream, token, interest) {
+        tally
+            .failures
+            .push(format!("client {id}: register: {error}"));
+        return;
+    }
+    let first = if options.warmup { 0 } else { 1 };
+    clients.push(Client {
+        id,
+        out: match role {
+            Role::Active => line(id, first, options.line_bytes),
+            Role::Idle => Vec::new(),
+        },
+        role,
+        stream,
+        connected_at,
+        number: first,
+        written: 0,
+        echoed: 0,
+        sent_at: connected_at,
+        done: false,
+    });
 }
 
 /// Runs the event loop until `stop` holds for every client (or the

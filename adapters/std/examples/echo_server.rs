@@ -122,6 +122,9 @@ struct Admission {
 #[derive(Default)]
 struct Counters {
     accepted: AtomicU64,
+    /// Connections holding a place now, and the most there ever were.
+    open: AtomicU64,
+    most_open: AtomicU64,
     closed_by_peer: AtomicU64,
     closed_idle: AtomicU64,
     closed_on_error: AtomicU64,
@@ -212,7 +215,11 @@ impl Server {
                 place
             };
             match self.listener.get_ref().accept() {
-                Ok((stream, _)) => self.open(place, stream),
+                Ok((stream, _)) => {
+                    let open = self.counters.open.fetch_add(1, Ordering::Relaxed) + 1;
+                    self.counters.most_open.fetch_max(open, Ordering::Relaxed);
+                    self.open(place, stream);
+                }
                 Err(error) => {
                     lock(&self.admission).free.push(place);
                     if error.kind() != ErrorKind::WouldBlock {
@@ -238,6 +245,7 @@ impl Server {
 
     /// Gives a place back once its connection's completions are all reaped.
     fn release(&self, place: usize) {
+        self.counters.open.fetch_sub(1, Ordering::Relaxed);
         let resume = {
             let mut admission = lock(&self.admission);
             admission.free.push(place);
@@ -398,8 +406,9 @@ impl Server {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         let counters = &self.counters;
         println!(
-            "echo_server: accepted {} connections; closed {} by the peer, {} idle, {} on errors; {} refused submits (busy)",
+            "echo_server: accepted {} connections, at most {} at once; closed {} by the peer, {} idle, {} on errors; {} refused submits (busy)",
             load(&counters.accepted),
+            load(&counters.most_open),
             load(&counters.closed_by_peer),
             load(&counters.closed_idle),
             load(&counters.closed_on_error),
