@@ -28,47 +28,33 @@ struct Server {
     /// The binary, relative to the profile's directory.
     binary: &'static str,
     args: &'static [&'static str],
-    /// Thread names whose CPU time is shown apart (prefixes).
-    threads: &'static [&'static str],
 }
-
-const AIOPOLL_THREADS: &[&str] = &[
-    "echo-reaper",
-    "aiopoll-fd",
-    "aiopoll-timer",
-    "aiopoll-deferred",
-];
 
 const SERVERS: &[Server] = &[
     Server {
         name: "aiopoll-std, 2 reaping threads",
         binary: "examples/echo_server",
         args: &["--reapers", "2"],
-        threads: AIOPOLL_THREADS,
     },
     Server {
         name: "aiopoll-std, 1 reaping thread",
         binary: "examples/echo_server",
         args: &["--reapers", "1"],
-        threads: AIOPOLL_THREADS,
     },
     Server {
         name: "tokio, 2 worker threads",
         binary: "echo-tokio",
         args: &["--threads", "2"],
-        threads: &["tokio-runtime-w"],
     },
     Server {
         name: "mio, 1 event-loop thread",
         binary: "echo-mio",
         args: &[],
-        threads: &[],
     },
     Server {
         name: "thread per connection",
         binary: "echo-threads",
         args: &[],
-        threads: &[],
     },
 ];
 
@@ -469,22 +455,23 @@ pub fn run(args: &[String]) -> Result<(), String> {
             median.cpu * 1e6 / lines,
             all.join(", ")
         ));
-        if !server.threads.is_empty() {
-            let mut parts = Vec::new();
-            for prefix in server.threads {
-                let seconds: f64 = median
-                    .threads
-                    .iter()
-                    .filter(|(name, _)| name.starts_with(prefix))
-                    .map(|(_, seconds)| seconds)
-                    .sum();
-                parts.push(format!("{prefix} {:.1}", seconds * 1e6 / lines));
-            }
-            threads_table.push_str(&format!("| {} | {} |\n", server.name, parts.join(", ")));
+        // Threads by name, numbered ones together (`echo-reaper-0`, `-1`).
+        let mut groups: BTreeMap<String, f64> = BTreeMap::new();
+        for (name, seconds) in &median.threads {
+            let group = name.trim_end_matches(|c: char| c.is_ascii_digit() || c == '-');
+            *groups.entry(group.to_string()).or_insert(0.0) += seconds;
         }
+        let mut groups: Vec<(String, f64)> = groups.into_iter().collect();
+        groups.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let parts: Vec<String> = groups
+            .iter()
+            .filter(|(_, seconds)| seconds * 1e6 / lines >= 0.05)
+            .map(|(name, seconds)| format!("{name} {:.1}", seconds * 1e6 / lines))
+            .collect();
+        threads_table.push_str(&format!("| {} | {} |\n", server.name, parts.join(", ")));
     }
     report.push_str(&format!(
-        "\n| server | CPU µs per line, by thread (same run) |\n|---|---|\n{threads_table}"
+        "\n| server | CPU µs per line, by thread name (same run; threads that exited during the run are not counted) |\n|---|---|\n{threads_table}"
     ));
     println!("\n{report}");
     if let Some(path) = &options.write {

@@ -178,6 +178,9 @@ impl Server {
     /// counter is written.
     fn reap(&self) {
         let mut completions = [Completion::EMPTY; 64];
+        // This thread's read buffer (zeroing one per read would cost more
+        // than the read).
+        let mut buffer = vec![0u8; 16 * 1024];
         loop {
             let count = match self.context.get_events_into(1, &mut completions, None) {
                 Ok(count) => count,
@@ -189,7 +192,7 @@ impl Server {
                 match completion.user_data {
                     STOP => stopping = true,
                     LISTENER => self.accept(),
-                    data => self.serve(data, completion.outcome),
+                    data => self.serve(data, completion.outcome, &mut buffer),
                 }
             }
             if stopping {
@@ -303,7 +306,7 @@ impl Server {
 
     /// A completion of connection `data / 2`: its socket (even) or its idle
     /// timer (odd).
-    fn serve(&self, data: u64, outcome: Outcome) {
+    fn serve(&self, data: u64, outcome: Outcome, buffer: &mut [u8]) {
         let place = (data / 2) as usize;
         let is_socket = data & 1 == 0;
         let Some(mutex) = self.places.get(place) else {
@@ -312,7 +315,7 @@ impl Server {
         let mut slot = lock(mutex);
         slot.in_flight -= 1;
         let resubmit = match (&mut slot.io, outcome) {
-            (Some(connection), Outcome::Ready(_)) if is_socket => self.echo(connection),
+            (Some(connection), Outcome::Ready(_)) if is_socket => self.echo(connection, buffer),
             (Some(connection), Outcome::Ready(_)) => self.check_idle(connection),
             // Closed while this was in flight (`SourceGone`), or anything
             // else no request here asks for.
@@ -364,19 +367,24 @@ impl Server {
 
     /// The socket is ready: send what is left, read and echo, and say what
     /// to wait for next.
-    fn echo(&self, connection: &mut Connection) -> Result<Events, Closed> {
+    fn echo(&self, connection: &mut Connection, buffer: &mut [u8]) -> Result<Events, Closed> {
         if !flush(connection)? {
             return Ok(Events::OUT); // the peer is not reading: wait for room
         }
-        let mut buffer = [0u8; 16 * 1024];
         for _ in 0..READS_PER_TURN {
-            match connection.socket.get_ref().read(&mut buffer) {
+            match connection.socket.get_ref().read(buffer) {
                 Ok(0) => return Err(Closed::ByPeer),
                 Ok(count) => {
                     connection.last_heard = Instant::now();
                     connection.unsent.extend_from_slice(&buffer[..count]);
                     if !flush(connection)? {
                         return Ok(Events::OUT);
+                    }
+                    if count < buffer.len() {
+                        // Most likely drained. No need to read on until
+                        // `WouldBlock`: submitting polls the socket, so a
+                        // request for data already there completes at once.
+                        return Ok(Events::IN);
                     }
                 }
                 Err(error) if error.kind() == ErrorKind::WouldBlock => return Ok(Events::IN),
