@@ -261,8 +261,9 @@ fn measure(
     ))
 }
 
-/// Builds the servers and the load generator (`profile`: `release` or
-/// `debug`) and returns the directory they are in.
+/// Builds the `echo_server` example and the load generator, and with
+/// `release` the peer servers too (optimised), and returns the directory
+/// they are in.
 fn build(release: bool) -> Result<PathBuf, String> {
     let mut command = cargo();
     command.args([
@@ -273,10 +274,11 @@ fn build(release: bool) -> Result<PathBuf, String> {
         "echo_server",
         "-p",
         "aiopoll-benches",
-        "--bins",
     ]);
     if release {
-        command.arg("--release");
+        command.args(["--bins", "--release"]);
+    } else {
+        command.args(["--bin", "echo-load"]);
     }
     step("build the echo servers and echo-load", &mut command)?;
     Ok(crate::bench::target_dir().join(if release { "release" } else { "debug" }))
