@@ -8,6 +8,7 @@
 //! cargo xtask setup           install what the other tasks need (targets, Miri, the rust-version toolchain, qemu-system-arm)
 //! cargo xtask fuzz            fuzz the core against its reference model
 //! cargo xtask bench           aiopoll and its peers side by side: one table of ns/op, instructions/op, ratios
+//! cargo xtask server-bench    aiopoll-std's echo server beside tokio, mio and thread-per-connection servers; the timer curve
 //! cargo xtask size            bytes per request slot and per wait queue on thumbv6m, thumbv7m, x86_64
 //! cargo xtask scenarios [--bless] [BOARD..]  the QEMU scenarios against tests/qemu/
 //! cargo xtask firmware-size [--bless] [BOARD..]  every board example's text/data/bss against tests/firmware-size/
@@ -26,6 +27,7 @@ mod publish;
 mod qemu;
 mod readme;
 mod scenarios;
+mod server_bench;
 mod setup;
 mod shell;
 mod size;
@@ -57,6 +59,10 @@ tasks:
                   fuzz the core against its reference model (default 60 s)
   bench [--runs N] [--quick] [--no-callgrind] [--filter TEXT] [--write FILE]
                   benchmark aiopoll and its peers in one run; print one table
+  server-bench [--runs N] [--clients N] [--lines N] [--idle-clients N] [--no-timers] [--write FILE]
+                  the echo_server example beside tokio, mio and thread-per-connection
+                  servers under one load on 127.0.0.1; and the timer curve
+                  (--load-test: only the echo_server load test that `test` runs)
   size            bytes per request slot and per wait queue, per target
   firmware-size [--bless] [BOARD..]
                   text/data/bss of every board example (or the named boards')
@@ -79,6 +85,7 @@ fn main() -> ExitCode {
         "flash" => flash::flash(rest),
         "scenarios" => scenarios::run(rest),
         "bench" => bench::run(rest),
+        "server-bench" => server_bench::run(rest),
         "size" => size::run(rest),
         "firmware-size" => firmware_size::run(rest),
         "help" | "--help" | "-h" => {
