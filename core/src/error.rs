@@ -7,8 +7,9 @@ use core::fmt;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub enum SubmitError {
-    /// Every request slot is in use (pending, or completed and not yet
-    /// reaped). Linux aio reports `EAGAIN`.
+    /// Every request slot is in use: by pending requests, or by completions
+    /// not yet reaped (a cancelled request keeps its slot until its
+    /// `Cancelled` completion is reaped). Linux aio reports `EAGAIN`.
     Busy,
     /// The event mask has bits that are not poll events (`EINVAL`).
     UnknownEvents {
@@ -31,7 +32,7 @@ impl fmt::Display for SubmitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SubmitError::Busy => f.write_str(
-                "every request slot is in use: reap completions or cancel a request, then retry",
+                "every request slot is in use: reap completions; if none are left to reap, every slot holds a pending request: give this request up, or cancel one and reap its completion, or make the context larger (budget connections × requests per connection + fixed requests)",
             ),
             SubmitError::UnknownEvents { unknown } => write!(
                 f,
