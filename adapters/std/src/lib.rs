@@ -3,12 +3,18 @@
 //! ## The API at a glance
 //!
 //! - [`StdContext`], with [`submit`](StdContext::submit),
-//!   [`get_events`](StdContext::get_events), [`cancel`](StdContext::cancel).
+//!   [`get_events`](StdContext::get_events), [`cancel`](StdContext::cancel);
+//!   [`submit_batch`](StdContext::submit_batch),
+//!   [`submit_multishot`](StdContext::submit_multishot),
+//!   [`submit_with_deadline`](StdContext::submit_with_deadline),
+//!   [`update`](StdContext::update),
+//!   [`cancel_user_data`](StdContext::cancel_user_data),
+//!   [`cancel_source`](StdContext::cancel_source).
 //! - Sources: [`EventCounter`], [`pipe`] ([`PipeReader`], [`PipeWriter`]),
 //!   [`Timer`], [`Fd`] (Linux), and your own through [`AsSource`].
 //! - Locks: [`Lock`], [`StdLocks`], [`WaitQueue`].
 //! - Errors: [`SubmitError`], [`CancelError`], [`GetEventsError`],
-//!   [`SourceError`].
+//!   [`SourceError`], [`BatchRefused`], [`UpdateError`].
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 
@@ -17,11 +23,12 @@ mod counter;
 mod error;
 #[cfg(target_os = "linux")]
 mod fd;
+mod kept;
 mod pipe;
 mod signal;
 mod timer;
 
-pub use context::{AsSource, SharedSource, StdContext};
+pub use context::{AsSource, SharedSource, StdContext, Submission};
 pub use counter::EventCounter;
 pub use error::{GetEventsError, SourceError};
 #[cfg(target_os = "linux")]
@@ -31,7 +38,8 @@ pub use timer::Timer;
 
 pub use aiopoll;
 pub use aiopoll::{
-    CancelError, Completion, Events, Handle, InProgress, Outcome, Stats, SubmitError,
+    BatchRefused, CancelError, Completion, Events, Handle, InProgress, Outcome, Stats, SubmitError,
+    UpdateError, Updated,
 };
 
 /// The lock of every std context and wait queue: `parking_lot`'s raw mutex,

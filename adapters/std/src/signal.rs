@@ -9,6 +9,10 @@
 //! lock is taken, so the hooks cannot deadlock with anything. Deferred work
 //! also unparks the context's worker thread (an atomic swap, and a futex
 //! wake when it sleeps): it neither blocks nor allocates.
+//!
+//! Deadlines: the hooks keep the earliest deadline armed (an atomic
+//! `fetch_min`) and unpark the worker when it moves earlier; the worker
+//! sleeps until it and then calls the core's `expire`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
@@ -19,8 +23,9 @@ use aiopoll::Notify;
 use parking_lot::{Condvar, Mutex};
 
 /// Wakes threads blocked in `get_events` when a completion is queued or
-/// deferred work is pending.
-#[derive(Debug, Default)]
+/// deferred work is pending, and keeps the earliest request deadline for
+/// the context's thread.
+#[derive(Debug)]
 pub(crate) struct Signal {
     epoch: AtomicU64,
     /// Threads inside `get_events` that may sleep.
@@ -32,9 +37,70 @@ pub(crate) struct Signal {
     worker: OnceLock<Thread>,
     /// Tells the worker to exit.
     stopping: AtomicBool,
+    /// Tick 0 of the context's deadlines: a tick is a nanosecond after it.
+    clock_start: Instant,
+    /// The earliest deadline (in ticks) that `expire` must run by, as far as
+    /// the hooks were told; [`NO_DEADLINE`]: none.
+    next_deadline: AtomicU64,
 }
 
+/// [`Signal::next_deadline`] when no request has a deadline.
+pub(crate) const NO_DEADLINE: u64 = u64::MAX;
+
 impl Signal {
+    /// Hooks with no worker yet, whose deadline clock starts now.
+    pub(crate) fn new() -> Self {
+        Signal {
+            epoch: AtomicU64::new(0),
+            sleepers: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            condvar: Condvar::new(),
+            worker: OnceLock::new(),
+            stopping: AtomicBool::new(false),
+            clock_start: Instant::now(),
+            next_deadline: AtomicU64::new(NO_DEADLINE),
+        }
+    }
+
+    /// `at` in the ticks of the context's deadlines (an instant before the
+    /// context was made is tick 0; one too far away to count is the last
+    /// tick, never reached).
+    pub(crate) fn ticks(&self, at: Instant) -> u64 {
+        let nanos = at.saturating_duration_since(self.clock_start).as_nanos();
+        u64::try_from(nanos).map_or(NO_DEADLINE - 1, |nanos| nanos.min(NO_DEADLINE - 1))
+    }
+
+    /// The instant of tick `ticks` (`None`: too far away to represent).
+    pub(crate) fn instant(&self, ticks: u64) -> Option<Instant> {
+        self.clock_start.checked_add(Duration::from_nanos(ticks))
+    }
+
+    /// The earliest deadline the hooks know of ([`NO_DEADLINE`]: none). It
+    /// may be one whose request has completed since: expiring then finds
+    /// nothing, and the next one is programmed.
+    pub(crate) fn next_deadline(&self) -> u64 {
+        self.next_deadline.load(Ordering::SeqCst)
+    }
+
+    /// Forgets the programmed deadline, before `expire` runs and the next one
+    /// is programmed from what the core still has.
+    pub(crate) fn clear_deadline(&self) {
+        self.next_deadline.store(NO_DEADLINE, Ordering::SeqCst);
+    }
+
+    /// Makes sure `expire` runs by `deadline`: if it is earlier than the one
+    /// programmed, wakes the worker (which sleeps until the earliest
+    /// deadline) or, without a worker, the reapers (which then sleep no
+    /// longer than until it).
+    pub(crate) fn program(&self, deadline: u64) {
+        if deadline < self.next_deadline.fetch_min(deadline, Ordering::SeqCst) {
+            match self.worker.get() {
+                Some(worker) => worker.unpark(),
+                None => self.bump(),
+            }
+        }
+    }
+
     /// Announces that the caller may sleep soon; returns a guard that
     /// retracts it.
     pub(crate) fn sleeper(&self) -> Sleeper<'_> {
@@ -174,5 +240,9 @@ impl Notify for Signal {
 
     fn completed(&self) {
         self.bump();
+    }
+
+    fn deadline_armed(&self, deadline: u64) {
+        self.program(deadline);
     }
 }
