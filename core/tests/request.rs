@@ -423,8 +423,12 @@ fn a_waker_that_reenters_aiopoll_never_runs_under_its_locks() {
     // which Miri's leak check accepts).
     let device: &'static Device<ReentryCheckLock> = Box::leak(Box::new(Device::new(1)));
     let context: &'static CheckedContext = Box::leak(Box::new(CheckedContext::new()));
-    KEPT.lock().unwrap().push(Kept(device as *const _ as *const u8));
-    KEPT.lock().unwrap().push(Kept(context as *const _ as *const u8));
+    KEPT.lock()
+        .unwrap()
+        .push(Kept(device as *const _ as *const u8));
+    KEPT.lock()
+        .unwrap()
+        .push(Kept(context as *const _ as *const u8));
     let context = Pin::static_ref(context);
     let reentering = Arc::new(Reentering {
         context,
