@@ -168,7 +168,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         )?;
     }
 
-    for example in ["pipe_ping_pong", "tcp_echo"] {
+    for example in ["pipe_ping_pong", "tcp_echo", "tokio_echo"] {
         step(
             &format!("aiopoll-std example {example}"),
             cargo().args(["run", "-p", "aiopoll-std", "--example", example]),

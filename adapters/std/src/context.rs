@@ -157,10 +157,15 @@ impl<const N: usize> StdContext<N> {
         StdContext { inner, worker }
     }
 
-    fn core(&self) -> Pin<&Context<'static, N, StdLocks, 2, Signal>> {
+    pub(crate) fn core(&self) -> Pin<&Context<'static, N, StdLocks, 2, Signal>> {
         // SAFETY: `core` is structurally pinned: `Inner` is only ever
         // reached through `Pin<Arc<_>>`, and nothing moves out of it.
         unsafe { self.inner.as_ref().map_unchecked(|inner| &inner.core) }
+    }
+
+    /// The context's hooks: its completion signal and deadline clock.
+    pub(crate) fn signal(&self) -> &Signal {
+        self.inner.core.hooks()
     }
 
     /// Submits a one-shot poll request for `events` (plus ERR and HUP,
@@ -461,6 +466,9 @@ impl<const N: usize> StdContext<N> {
 
     fn reap_into(&self, out: &mut [Completion]) -> usize {
         self.inner.expire_due();
+        // Before reaping: a completion queued from here on is either reaped
+        // below or makes the descriptor readable again.
+        self.signal().drain_fd();
         let mut total = 0;
         for chunk in out.chunks_mut(RELEASE_BATCH) {
             // The sources let go of by this chunk, dropped once the core's
@@ -483,10 +491,57 @@ impl<const N: usize> StdContext<N> {
             drop(released);
             total += count;
             if count < chunk.len() {
-                break;
+                return total;
             }
         }
+        // `out` is full: completions may still wait, which the drain above
+        // took the descriptor's readiness from.
+        if total > 0 && self.signal().has_completion_fd() && self.completions() > 0 {
+            self.signal().signal_fd();
+        }
         total
+    }
+
+    /// A file descriptor that is readable while completions wait to be
+    /// reaped (Linux aio's `IOCB_FLAG_RESFD`), for an event loop to watch:
+    /// tokio's `AsyncFd`, mio, epoll, poll(2). Made on the first call (an
+    /// eventfd, closed with the context) and readable at once if
+    /// completions wait already.
+    ///
+    /// Every completion queued makes it readable, and every reap
+    /// ([`reap`](Self::reap), [`get_events`](Self::get_events)) drains it
+    /// before taking the completions (and makes it readable again if it
+    /// leaves some waiting), so no completion is left unseen: with an
+    /// edge-triggered loop, clear its readiness, then reap:
+    ///
+    /// ```no_run
+    /// # async fn serve(context: &aiopoll_std::StdContext<8>) -> std::io::Result<()> {
+    /// use tokio::io::{unix::AsyncFd, Interest};
+    /// let fd = context.completion_fd()?;
+    /// // SAFETY: a `BorrowedFd` stays open while it is borrowed, and the
+    /// // `AsyncFd` holding it cannot outlive the borrow.
+    /// let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE)? };
+    /// loop {
+    ///     fd.readable().await?.clear_ready();
+    ///     for completion in context.get_events(0, 8, Some(std::time::Duration::ZERO)).expect("min <= max") {
+    ///         println!("{completion:?}");
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    ///
+    /// Awaited requests ([`request`](Self::request)) never make it
+    /// readable: their futures are woken instead.
+    ///
+    /// # Errors
+    /// The OS refused the eventfd (out of descriptors or memory).
+    #[cfg(target_os = "linux")]
+    pub fn completion_fd(&self) -> std::io::Result<std::os::fd::BorrowedFd<'_>> {
+        let fd = self.signal().completion_fd()?;
+        if self.completions() > 0 {
+            self.signal().signal_fd();
+        }
+        Ok(fd)
     }
 
     /// How many completions wait to be reaped.

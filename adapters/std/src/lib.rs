@@ -10,6 +10,8 @@
 //!   [`update`](StdContext::update),
 //!   [`cancel_user_data`](StdContext::cancel_user_data),
 //!   [`cancel_source`](StdContext::cancel_source).
+//! - Async code: [`StdContext::request`] ([`StdRequest`]), and on Linux
+//!   [`StdContext::completion_fd`] for an event loop.
 //! - Sources: [`EventCounter`], [`pipe`] ([`PipeReader`], [`PipeWriter`]),
 //!   [`Timer`], [`Fd`] (Linux), and your own through [`AsSource`].
 //! - Locks: [`Lock`], [`StdLocks`], [`WaitQueue`].
@@ -25,6 +27,7 @@ mod error;
 mod fd;
 mod kept;
 mod pipe;
+mod request;
 mod signal;
 mod timer;
 
@@ -34,6 +37,7 @@ pub use error::{GetEventsError, SourceError};
 #[cfg(target_os = "linux")]
 pub use fd::Fd;
 pub use pipe::{pipe, pipe_with_capacity, PipeReader, PipeWriter, PIPE_BUF, PIPE_CAPACITY};
+pub use request::StdRequest;
 pub use timer::Timer;
 
 pub use aiopoll;

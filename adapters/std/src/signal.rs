@@ -19,6 +19,9 @@ use std::sync::OnceLock;
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
+#[cfg(target_os = "linux")]
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
 use aiopoll::Notify;
 use parking_lot::{Condvar, Mutex};
 
@@ -42,6 +45,13 @@ pub(crate) struct Signal {
     /// The earliest deadline (in ticks) that `expire` must run by, as far as
     /// the hooks were told; [`NO_DEADLINE`]: none.
     next_deadline: AtomicU64,
+    /// The completion descriptor (an eventfd), once somebody asked for it.
+    #[cfg(target_os = "linux")]
+    completion_fd: OnceLock<OwnedFd>,
+    /// The completion descriptor was written since it was last drained: a
+    /// completion need not write it again.
+    #[cfg(target_os = "linux")]
+    fd_signalled: AtomicBool,
 }
 
 /// [`Signal::next_deadline`] when no request has a deadline.
@@ -59,6 +69,79 @@ impl Signal {
             stopping: AtomicBool::new(false),
             clock_start: Instant::now(),
             next_deadline: AtomicU64::new(NO_DEADLINE),
+            #[cfg(target_os = "linux")]
+            completion_fd: OnceLock::new(),
+            #[cfg(target_os = "linux")]
+            fd_signalled: AtomicBool::new(false),
+        }
+    }
+
+    /// The completion descriptor, made on the first call: an eventfd that
+    /// [`Notify::completed`] makes readable and [`drain_fd`](Self::drain_fd)
+    /// empties.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn completion_fd(&self) -> std::io::Result<BorrowedFd<'_>> {
+        if let Some(fd) = self.completion_fd.get() {
+            return Ok(fd.as_fd());
+        }
+        // SAFETY: eventfd(2) takes no pointers; the flags are valid.
+        let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if raw < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a descriptor we just opened and own.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // If another thread set one first, ours is closed here.
+        let _ = self.completion_fd.set(fd);
+        let fd = self.completion_fd.get().map(|fd| fd.as_fd());
+        fd.ok_or_else(|| std::io::Error::other("the completion descriptor vanished"))
+    }
+
+    /// Whether somebody asked for the completion descriptor.
+    pub(crate) fn has_completion_fd(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        return self.completion_fd.get().is_some();
+        #[cfg(not(target_os = "linux"))]
+        return false;
+    }
+
+    /// Makes the completion descriptor readable, if there is one and it is
+    /// not signalled already: one `write(2)` of a non-blocking eventfd,
+    /// which neither blocks nor allocates, as a hook must not.
+    pub(crate) fn signal_fd(&self) {
+        #[cfg(target_os = "linux")]
+        if let Some(fd) = self.completion_fd.get() {
+            if !self.fd_signalled.swap(true, Ordering::SeqCst) {
+                let one = 1u64.to_ne_bytes();
+                // SAFETY: `one` is 8 readable bytes, what an eventfd write
+                // takes; the descriptor is ours and open. It cannot fail
+                // but for a counter near its maximum, which writes of 1
+                // between drains never reach.
+                let _ = unsafe { libc::write(fd.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+            }
+        }
+    }
+
+    /// Empties the completion descriptor before a reap: whatever is queued
+    /// until the reap is reaped by it, and a completion queued later writes
+    /// the descriptor again (it finds `fd_signalled` clear), so none is
+    /// left without the descriptor readable. Reads even when the flag is
+    /// clear: a completion whose write came after an earlier drain's read
+    /// (and whose flag that drain then cleared) left the descriptor readable
+    /// for a completion reaped already, and a level-triggered event loop
+    /// would otherwise see it readable until the next completion.
+    pub(crate) fn drain_fd(&self) {
+        #[cfg(target_os = "linux")]
+        if let Some(fd) = self.completion_fd.get() {
+            let mut count = [0u8; 8];
+            // SAFETY: `count` is 8 writable bytes, what an eventfd read
+            // takes; the descriptor is ours and open. Non-blocking: an
+            // empty counter gives EAGAIN, which is fine.
+            let _ = unsafe { libc::read(fd.as_raw_fd(), count.as_mut_ptr().cast(), count.len()) };
+            // After the read: a completion whose write came before it was
+            // drained by it and is reaped next; one that finds the flag
+            // clear after this store writes again.
+            self.fd_signalled.store(false, Ordering::SeqCst);
         }
     }
 
@@ -232,14 +315,18 @@ impl Notify for Signal {
         // The worker runs the work at once; a reaper that is waiting wakes
         // too (whichever takes the context lock first runs it, the other
         // finds nothing left).
-        if let Some(worker) = self.worker.get() {
-            worker.unpark();
+        match self.worker.get() {
+            Some(worker) => worker.unpark(),
+            // Without the worker, a reap runs it: an event loop watching
+            // the completion descriptor must reap.
+            None => self.signal_fd(),
         }
         self.bump();
     }
 
     fn completed(&self) {
         self.bump();
+        self.signal_fd();
     }
 
     fn deadline_armed(&self, deadline: u64) {

@@ -3,15 +3,17 @@
 //! source, and deadlines on the context's clock; and that the context lets
 //! go of every source it kept. These run under Miri too.
 
-use std::sync::atomic::{AtomicU16, AtomicU32, Ordering};
+mod common;
+
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aiopoll_std::aiopoll::{PollTable, Source};
 use aiopoll_std::{
-    BatchRefused, CancelError, Completion, EventCounter, Events, InProgress, Lock, Outcome,
-    StdContext, Submission, SubmitError, UpdateError, Updated, WaitQueue,
+    BatchRefused, CancelError, Completion, EventCounter, Events, InProgress, Outcome, StdContext,
+    Submission, SubmitError, UpdateError, Updated,
 };
+use common::Flag;
 
 const NOW: Option<Duration> = Some(Duration::ZERO);
 
@@ -27,35 +29,6 @@ fn sorted_pairs(completions: &[Completion]) -> Vec<(u64, Outcome)> {
         .collect();
     pairs.sort_by_key(|&(user_data, outcome)| (user_data, format!("{outcome:?}")));
     pairs
-}
-
-/// A source whose readiness the test sets: wakeups are keyed with what
-/// became ready.
-struct Flag {
-    ready: AtomicU16,
-    queue: WaitQueue,
-}
-
-impl Flag {
-    fn new() -> Arc<Flag> {
-        Arc::new(Flag {
-            ready: AtomicU16::new(0),
-            queue: WaitQueue::new(),
-        })
-    }
-
-    /// Makes `events` ready (replacing what was) and wakes with them.
-    fn raise(&self, events: Events) {
-        self.ready.store(events.bits(), Ordering::Release);
-        self.queue.wake(events);
-    }
-}
-
-impl Source<Lock> for Flag {
-    fn poll<'s>(&'s self, table: &mut PollTable<'_, 's, Lock>) -> Events {
-        table.wait(&self.queue);
-        Events::from_bits_truncate(self.ready.load(Ordering::Acquire))
-    }
 }
 
 #[test]
