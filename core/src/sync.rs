@@ -17,6 +17,7 @@ pub(crate) use loom::cell::UnsafeCell;
 /// for data races.
 #[cfg(not(loom))]
 #[derive(Debug)]
+#[repr(transparent)]
 pub(crate) struct UnsafeCell<T>(core::cell::UnsafeCell<T>);
 
 #[cfg(not(loom))]

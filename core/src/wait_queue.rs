@@ -105,7 +105,17 @@ impl WakeBatch {
     }
 
     /// Calls every waker held, emptying the batch.
+    #[inline]
     pub(crate) fn wake_all(&mut self) {
+        // Most batches stay empty (queued requests have no waker): one
+        // check, and the loop out of line.
+        if !self.wakers.is_empty() {
+            self.wake_held();
+        }
+    }
+
+    #[cold]
+    fn wake_held(&mut self) {
         while let Some(waker) = self.wakers.pop() {
             waker.wake();
         }
@@ -113,6 +123,7 @@ impl WakeBatch {
 }
 
 impl Drop for WakeBatch {
+    #[inline]
     fn drop(&mut self) {
         self.wake_all();
     }

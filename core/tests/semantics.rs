@@ -1026,3 +1026,48 @@ fn submit_unchecked_with_and_reap_with_let_an_adapter_keep_something_per_request
     assert_eq!(seen, [(1, false), (2, true)]);
     assert_eq!(kept.iter().flatten().copied().collect::<Vec<_>>(), [2]);
 }
+
+#[test]
+fn a_context_with_thousands_of_slots_is_made_in_place_on_a_small_stack() {
+    const N: usize = if cfg!(miri) { 64 } else { 20_000 };
+    type Big<'s> = Context<'s, N>;
+    // Far bigger than the stack it is made on.
+    assert!(cfg!(miri) || std::mem::size_of::<Big<'_>>() > 1 << 20);
+    let device = Device::new(1);
+    let made = std::thread::scope(|scope| {
+        std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn_scoped(scope, || {
+                let mut place = Box::<Big<'_>>::new_uninit();
+                // SAFETY: a fresh allocation for one `Big`, aligned for it.
+                unsafe { Big::init_in_place(place.as_mut_ptr(), ()) };
+                // SAFETY: `init_in_place` initialised every field.
+                let context = Box::into_pin(unsafe { place.assume_init() });
+                for user_data in 0..N as u64 {
+                    context
+                        .as_ref()
+                        .submit(&device, Events::IN, user_data)
+                        .unwrap();
+                }
+                assert_eq!(
+                    context.as_ref().submit(&device, Events::IN, 0),
+                    Err(SubmitError::Busy)
+                );
+                device.raise(Events::IN);
+                let mut out = vec![Completion::EMPTY; N];
+                let reaped = context.reap(&mut out);
+                let mut seen: Vec<u64> =
+                    out.iter().map(|completion| completion.user_data).collect();
+                seen.sort_unstable();
+                (
+                    reaped,
+                    seen == (0..N as u64).collect::<Vec<_>>(),
+                    context.in_use(),
+                )
+            })
+            .unwrap()
+            .join()
+            .unwrap()
+    });
+    assert_eq!(made, (N, true, 0));
+}

@@ -103,7 +103,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
 }
 
 /// The cargo target directory the benchmarks are built in.
-fn target_dir() -> PathBuf {
+pub(crate) fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .map(|dir| {
@@ -301,7 +301,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
 }
 
 /// The machine the figures come from: cores, CPU model, kernel, load.
-fn machine() -> String {
+pub(crate) fn machine() -> String {
     let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
     let cpuinfo = read("/proc/cpuinfo");
     let model = cpuinfo

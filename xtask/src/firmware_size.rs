@@ -2,7 +2,7 @@
 //! bytes of every example of every board (QEMU boards and dev boards; or of
 //! the boards named), as `size`
 //! counts them, read from the release ELF and compared with
-//! `boards/<board>/expected/<example>.size`, so that a change in size shows
+//! `tests/firmware-size/<board>/<example>.size`, so that a change in size shows
 //! up in review. `--bless` writes the files (and removes those of examples
 //! that are gone).
 //!
@@ -215,7 +215,7 @@ fn sizes(bless: bool, only: &[String]) -> Result<(), String> {
             continue;
         }
         let names = examples(directory)?;
-        let expected_dir = root().join("boards").join(directory).join("expected");
+        let expected_dir = root().join("tests/firmware-size").join(directory);
         // Measured right after the board's build: boards of one target
         // share a directory of ELFs, and may share example names.
         firmware::build(directory, target, Examples::All)?;
@@ -299,9 +299,9 @@ fn sizes(bless: bool, only: &[String]) -> Result<(), String> {
         println!(
             "\n{}",
             if bless {
-                "sizes written to boards/*/expected/*.size"
+                "sizes written to tests/firmware-size/*/*.size"
             } else {
-                "every example's size matches boards/*/expected/*.size"
+                "every example's size matches tests/firmware-size/*/*.size"
             }
         );
         return Ok(());

@@ -8,8 +8,10 @@
 //! cargo xtask setup           install what the other tasks need (targets, Miri, the rust-version toolchain, qemu-system-arm)
 //! cargo xtask fuzz            fuzz the core against its reference model
 //! cargo xtask bench           aiopoll and its peers side by side: one table of ns/op, instructions/op, ratios
+//! cargo xtask server-bench    aiopoll-std's echo server beside tokio, mio and thread-per-connection servers; the timer curve
 //! cargo xtask size            bytes per request slot and per wait queue on thumbv6m, thumbv7m, x86_64
-//! cargo xtask firmware-size [--bless] [BOARD..]  every board example's text/data/bss against boards/*/expected/*.size
+//! cargo xtask scenarios [--bless] [BOARD..]  the QEMU scenarios against tests/qemu/
+//! cargo xtask firmware-size [--bless] [BOARD..]  every board example's text/data/bss against tests/firmware-size/
 //! ```
 //!
 //! Every task installs what it is missing itself (rustup targets, the nightly
@@ -24,6 +26,8 @@ mod fuzz;
 mod publish;
 mod qemu;
 mod readme;
+mod scenarios;
+mod server_bench;
 mod setup;
 mod shell;
 mod size;
@@ -42,21 +46,27 @@ tasks:
   flash BOARD EXAMPLE
                   build and flash one example with probe-rs
   scenarios [--bless] [BOARD..]
-                  the QEMU scenarios alone (part of `test`); --bless writes the
-                  outputs to boards/<board>/expected/<example>.run
+                  the QEMU scenarios alone (part of `test`): those listed in
+                  tests/qemu/scenarios.txt, each output compared with
+                  tests/qemu/<board>/<example>.run (--bless writes them)
   test            run every check CI runs: fmt, clippy -D warnings, docs (also as
                   docs.rs builds them), host tests, cargo package, the
-                  rust-version build, loom models, Miri, target builds
+                  rust-version build, loom models, Miri, fuzzing, target builds,
+                  firmware sizes, QEMU scenarios
   setup           install what the tasks need (rustup targets, nightly Miri,
-                  the rust-version toolchain)
+                  the rust-version toolchain, qemu-system-arm)
   fuzz [--seconds N]
                   fuzz the core against its reference model (default 60 s)
   bench [--runs N] [--quick] [--no-callgrind] [--filter TEXT] [--write FILE]
                   benchmark aiopoll and its peers in one run; print one table
+  server-bench [--runs N] [--clients N] [--lines N] [--idle-clients N] [--no-timers] [--write FILE]
+                  the echo_server example beside tokio, mio and thread-per-connection
+                  servers under one load on 127.0.0.1; and the timer curve
+                  (--load-test: only the echo_server load test that `test` runs)
   size            bytes per request slot and per wait queue, per target
   firmware-size [--bless] [BOARD..]
                   text/data/bss of every board example (or the named boards')
-                  against boards/<board>/expected/<example>.size (--bless writes them)
+                  against tests/firmware-size/<board>/<example>.size (--bless writes them)
 ";
 
 fn main() -> ExitCode {
@@ -73,8 +83,9 @@ fn main() -> ExitCode {
         "demo" => qemu::demo(rest),
         "qemu" => qemu::qemu(rest),
         "flash" => flash::flash(rest),
-        "scenarios" => qemu::scenarios(rest),
+        "scenarios" => scenarios::run(rest),
         "bench" => bench::run(rest),
+        "server-bench" => server_bench::run(rest),
         "size" => size::run(rest),
         "firmware-size" => firmware_size::run(rest),
         "help" | "--help" | "-h" => {

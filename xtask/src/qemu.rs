@@ -1,14 +1,15 @@
-//! Firmware on qemu-system-arm: `cargo xtask demo`, `cargo xtask qemu BOARD
-//! EXAMPLE`, and the QEMU scenarios of `cargo xtask test` (every example of
-//! every QEMU board, its decoded defmt output compared with
-//! `boards/<board>/expected/<example>.run`, as RTIC does). Flashing real
-//! boards is in `flash`.
+//! Firmware on qemu-system-arm: the boards QEMU runs ([`BOARDS`]),
+//! building and running an example with its defmt output decoded, `cargo
+//! xtask demo` and `cargo xtask qemu BOARD EXAMPLE`. The scenarios (what
+//! runs, and what it must print) are in `scenarios`; flashing real boards
+//! is in `flash`.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use crate::shell::{output, root, step};
+use crate::firmware::Examples;
+use crate::shell::{output, step};
 
 /// A board QEMU can run.
 pub struct Board {
@@ -30,7 +31,7 @@ pub struct Board {
 }
 
 /// The boards QEMU runs, the demo's default first.
-pub const BOARDS: [Board; 5] = [
+pub const BOARDS: [Board; 6] = [
     Board {
         name: "lm3s6965evb",
         target: "thumbv7m-none-eabi",
@@ -43,6 +44,13 @@ pub const BOARDS: [Board; 5] = [
         target: "thumbv6m-none-eabi",
         machine: "microbit",
         cpu: "cortex-m0",
+        icount: "shift=3,sleep=off",
+    },
+    Board {
+        name: "netduinoplus2",
+        target: "thumbv7em-none-eabihf",
+        machine: "netduinoplus2",
+        cpu: "cortex-m4",
         icount: "shift=3,sleep=off",
     },
     Board {
@@ -107,27 +115,13 @@ pub fn ensure_qemu() -> Result<(), String> {
         .into())
 }
 
-/// What the host feeds to the emulated UART when it runs `example`: the
-/// `uart` example waits for these bytes.
-fn uart_input(example: &str) -> Option<&'static [u8]> {
-    (example == "uart").then_some(&b"aiopoll"[..])
-}
-
-/// Builds `example` of `board` (release) and returns the ELF's path.
+/// Builds `example` of `board` (release) and returns the ELF's path. The
+/// build is `firmware::build`'s, the one the size check measures: the
+/// scenarios run the very binaries whose sizes are recorded, and `cargo
+/// xtask test` builds each example once.
 pub fn build(board: &Board, example: &str) -> Result<PathBuf, String> {
-    let directory = root().join("boards").join(board.name);
-    let target_dir = root().join("boards/target");
-    let mut command = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    command
-        .current_dir(&directory)
-        .args(["build", "--release", "--example", example])
-        .env("CARGO_TARGET_DIR", &target_dir)
-        .env_remove("RUSTFLAGS");
-    step(&format!("build {}/{example}", board.name), &mut command)?;
-    Ok(target_dir
-        .join(board.target)
-        .join("release/examples")
-        .join(example))
+    crate::firmware::build(board.name, board.target, Examples::One(example))?;
+    Ok(crate::firmware::elf(board.target, example))
 }
 
 /// What a run printed and how it ended.
@@ -248,7 +242,8 @@ pub fn qemu(args: &[String]) -> Result<(), String> {
     crate::setup::targets()?;
     let board = board(name)?;
     let elf = build(board, example)?;
-    let run = run(board, &elf, &extra, uart_input(example))?;
+    let input = crate::scenarios::uart_input(name, example)?;
+    let run = run(board, &elf, &extra, input.as_deref().map(str::as_bytes))?;
     for line in &run.lines {
         println!("{line}");
     }
@@ -257,132 +252,6 @@ pub fn qemu(args: &[String]) -> Result<(), String> {
     } else {
         Err(format!(
             "{name}/{example} failed (QEMU exit status non-zero)"
-        ))
-    }
-}
-
-/// Examples that also run without `-icount`, with real-time interrupt
-/// timing, for randomness: the interrupt storms, and the cross-core run
-/// (without `-icount` QEMU runs each core on a host thread of its own).
-const RANDOM_TIMING: [&str; 4] = ["storm", "flood", "starve", "cross_core"];
-
-/// The QEMU part of `cargo xtask test`: every example that has an expected
-/// output file runs under `-icount` (deterministic: the same interrupts land
-/// at the same instructions every run) and must print exactly that, and exit
-/// with success; the interrupt-storm examples ([`RANDOM_TIMING`]) run once more without
-/// `-icount`, for randomness, and must succeed.
-///
-/// Arguments (for `cargo xtask scenarios`): board names to run only those;
-/// `--bless` writes each successful run's output to its expected file
-/// instead of comparing (a new example: create an empty
-/// `boards/<board>/expected/<example>.run`, then bless it, and review the
-/// diff before committing).
-pub fn scenarios(args: &[String]) -> Result<(), String> {
-    let bless = args.iter().any(|arg| arg == "--bless");
-    let only: Vec<&str> = args
-        .iter()
-        .filter(|arg| !arg.starts_with("--"))
-        .map(String::as_str)
-        .collect();
-    if let Some(unknown) = args
-        .iter()
-        .find(|arg| arg.starts_with("--") && *arg != "--bless")
-    {
-        return Err(format!(
-            "scenarios: unknown option `{unknown}` (try --bless, or board names)"
-        ));
-    }
-    if let Some(unknown) = only
-        .iter()
-        .find(|name| !BOARDS.iter().any(|board| board.name == **name))
-    {
-        return Err(format!(
-            "scenarios: no QEMU board `{unknown}` (boards: {})",
-            BOARDS.map(|board| board.name).join(", ")
-        ));
-    }
-    ensure_qemu()?;
-    for board in BOARDS
-        .iter()
-        .filter(|board| only.is_empty() || only.contains(&board.name))
-    {
-        let expected_dir = root().join("boards").join(board.name).join("expected");
-        let mut runs: Vec<PathBuf> = std::fs::read_dir(&expected_dir)
-            .map_err(|error| format!("cannot read {}: {error}", expected_dir.display()))?
-            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-            .filter(|path| path.extension().is_some_and(|extension| extension == "run"))
-            .collect();
-        runs.sort();
-        for expected in runs {
-            let example = expected
-                .file_stem()
-                .and_then(|stem| stem.to_str())
-                .ok_or("bad expected file name")?
-                .to_owned();
-            let elf = build(board, &example)?;
-            let run = run(
-                board,
-                &elf,
-                &["-icount", board.icount],
-                uart_input(&example),
-            )?;
-            for line in &run.lines {
-                println!("    {line}");
-            }
-            let wanted = std::fs::read_to_string(&expected)
-                .map_err(|error| format!("cannot read {}: {error}", expected.display()))?;
-            let got = run.lines.join("\n") + "\n";
-            if bless && run.success && got != wanted {
-                std::fs::write(&expected, &got)
-                    .map_err(|error| format!("cannot write {}: {error}", expected.display()))?;
-                println!(
-                    "<== {}/{example}: output written to {}",
-                    board.name,
-                    expected.display()
-                );
-                continue;
-            }
-            if got != wanted {
-                return Err(format!(
-                    "{}/{example}: output differs from {}\n--- expected\n{wanted}--- got\n{got}",
-                    board.name,
-                    expected.display()
-                ));
-            }
-            if !run.success {
-                return Err(format!(
-                    "{}/{example}: QEMU exit status non-zero",
-                    board.name
-                ));
-            }
-            println!(
-                "<== {}/{example}: output matches {}",
-                board.name,
-                expected.display()
-            );
-            if RANDOM_TIMING.iter().any(|name| example.contains(name)) {
-                let free = run_free(board, &elf)?;
-                for line in &free.lines {
-                    println!("    {line}");
-                }
-                println!("<== {}/{example} without -icount: ok", board.name);
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Runs `elf` without `-icount` (real-time interrupt timing) and requires
-/// success.
-fn run_free(board: &Board, elf: &Path) -> Result<Run, String> {
-    let run = run(board, elf, &[], None)?;
-    if run.success {
-        Ok(run)
-    } else {
-        Err(format!(
-            "{}: failed without -icount:\n{}",
-            elf.display(),
-            run.lines.join("\n")
         ))
     }
 }

@@ -21,6 +21,7 @@ pub fn run(_args: &[String]) -> Result<(), String> {
         &[crate::publish::MSRV_TARGET],
     )?;
     toolchain("nightly", &crate::publish::docs_rs_targets()?)?;
+    crate::qemu::ensure_qemu()?;
     Ok(())
 }
 

@@ -172,12 +172,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
         )?;
     }
 
-    for example in ["pipe_ping_pong", "tcp_echo", "tokio_echo"] {
+    for example in ["pipe_ping_pong", "tokio_echo"] {
         step(
             &format!("aiopoll-std example {example}"),
             cargo().args(["run", "-p", "aiopoll-std", "--example", example]),
         )?;
     }
+    crate::server_bench::load_test()?;
 
     if !skip("fuzz") {
         crate::fuzz::fuzz(60)?;
@@ -265,8 +266,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     println!("\n==> firmware sizes: every example of every board, release, against its .size file");
     crate::firmware_size::check()?;
-    println!("\n==> QEMU scenarios: every example with an expected output");
-    crate::qemu::scenarios(&[])?;
+    println!(
+        "\n==> QEMU scenarios: every one in {}",
+        crate::scenarios::LIST
+    );
+    crate::scenarios::run(&[])?;
 
     println!(
         "\nall checks passed in {:.1} minutes",

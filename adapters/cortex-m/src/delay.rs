@@ -9,7 +9,7 @@ use aiopoll::{Completion, Context, Events, Locks, Notify, PollTable, Source, Wai
 use critical_section::Mutex;
 use embedded_hal::delay::DelayNs;
 
-use crate::wait::reap_blocking;
+use crate::wait::{reap_blocking, reap_or_sleep};
 use crate::CriticalSectionLock;
 
 /// A tick counter that a periodic timer interrupt advances with
@@ -140,20 +140,14 @@ impl<Q: RawMutex + Send + Sync> Source<Q> for Deadline<'_, Q> {
 /// not available off a Cortex-M core.)
 trait Idle {
     /// Reaps at least one completion of `context` into `out` (which is not
-    /// empty), waiting as long as it takes: by default, reap, and wait for
-    /// an interrupt while there is nothing.
+    /// empty), waiting as long as it takes: by default the adapter's one
+    /// reap-or-sleep loop, waiting for an interrupt while there is nothing.
     fn reap<L: Locks, H: Notify>(
         &mut self,
         context: &Context<'_, 1, L, 1, H>,
         out: &mut [Completion],
     ) -> usize {
-        loop {
-            let count = context.reap(out);
-            if count > 0 {
-                return count;
-            }
-            self.wait_for_interrupt();
-        }
+        reap_or_sleep(context, out, |_| self.wait_for_interrupt())
     }
 
     /// Waits for the next interrupt (the fallback when the context's slot

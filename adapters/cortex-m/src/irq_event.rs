@@ -12,17 +12,38 @@ use crate::CriticalSectionLock;
 /// one call in the handler ([`raise`](Self::raise)) sets the bits and wakes
 /// the requests waiting for them.
 ///
+/// Raised bits **stay set until [`take`](Self::take) or
+/// [`clear`](Self::clear)**: a request submitted while they are set
+/// completes at once. So thread mode clears what it has handled: submit,
+/// reap, clear, then do the work (an interrupt during the work raises
+/// again, and the next request sees it).
+///
 /// ```no_run
-/// use aiopoll::Events;
-/// use aiopoll_cortex_m::IrqEvent;
+/// use core::pin::Pin;
+///
+/// use aiopoll::{Completion, Context, Events};
+/// use aiopoll_cortex_m::{reap_blocking, CortexMLocks, IrqEvent};
 /// # use critical_section as _; // the host's critical section, for this test
 ///
 /// static UART_RX: IrqEvent = IrqEvent::new();
+/// static CONTEXT: Context<'static, 4, CortexMLocks> = Context::new();
 ///
 /// // The UART's handler (`#[interrupt] fn UART0()` with your PAC):
 /// fn uart_interrupt() {
 ///     // .. read the data register into a buffer ..
 ///     UART_RX.raise(Events::IN);
+/// }
+///
+/// // Thread mode:
+/// fn receive() -> ! {
+///     let context = Pin::static_ref(&CONTEXT);
+///     let mut done = [Completion::EMPTY; 1];
+///     loop {
+///         context.submit(&UART_RX, Events::IN, 0).unwrap();
+///         reap_blocking(&context, &mut done); // sleeps until the handler raises IN
+///         UART_RX.clear(Events::IN); // handled: a later byte raises it again
+///         // .. take the bytes out of the buffer ..
+///     }
 /// }
 /// ```
 pub struct IrqEvent<Q: RawMutex = CriticalSectionLock> {

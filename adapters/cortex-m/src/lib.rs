@@ -7,6 +7,8 @@
 //!   [`MultiCoreLocks`].
 //! - Deferred work: [`PendInterrupt`], [`PendSv`], which pend the interrupt
 //!   whose handler calls [`Context::run_deferred`](aiopoll::Context::run_deferred).
+//! - Deadlines: [`DeadlineTimer`] drives every request deadline of a
+//!   context from one hardware timer interrupt ([`Alarm`]).
 //! - Sources: [`IrqEvent`], [`PinSource`].
 //! - Sleeping: [`reap_blocking`], [`reap_across_cores`]; delays: [`EngineDelay`].
 //! - Async (feature `async`): `WaitPin` (embedded-hal-async's
@@ -19,6 +21,7 @@
 
 #[cfg(feature = "async")]
 mod async_delay;
+mod deadline;
 mod delay;
 mod irq_event;
 pub mod lock;
@@ -31,6 +34,7 @@ mod wait;
 #[cfg(feature = "async")]
 pub use async_delay::AsyncDelay;
 
+pub use deadline::{Alarm, DeadlineTimer};
 pub use delay::{EngineDelay, Ticks};
 pub use irq_event::IrqEvent;
 #[cfg(any(not(target_arch = "arm"), target_has_atomic = "32"))]

@@ -5,9 +5,10 @@
 //! only exist on a Cortex-M core (off one, cortex-m's wrappers
 //! panic): a delay that waits, or a reap that finds nothing,
 //! would panic here. So these tests cover what returns without sleeping; the waiting
-//! itself (deadlines, rounding, wrap-around, long delays, a shared context)
-//! is unit-tested in `src/delay.rs` with the timer interrupt played by the
-//! test.
+//! itself is unit-tested with the interrupt played by the test: the
+//! reap-or-sleep loop both reapers share in `src/wait.rs`, and deadlines,
+//! rounding, wrap-around, long delays and a shared context in
+//! `src/delay.rs`.
 
 mod support;
 

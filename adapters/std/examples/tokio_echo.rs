@@ -1,7 +1,8 @@
-//! A TCP echo server in tokio tasks, the async twin of `tcp_echo`: each
-//! connection is a task that awaits its socket's readiness as an aiopoll
-//! request, and closes the connection after a second of silence by
-//! dropping that request (`tokio::time::timeout`), which cancels it.
+//! A TCP echo server in tokio tasks (`echo_server` is one on reaping
+//! threads): each connection is a task that awaits its socket's readiness
+//! as an aiopoll request, and closes the connection after a second of
+//! silence by dropping that request (`tokio::time::timeout`), which
+//! cancels it.
 //!
 //! Run: `cargo run -p aiopoll-std --example tokio_echo`
 //! (it starts a client itself, and exits once the client's connection has

@@ -1,33 +1,5 @@
-//! [`Fd`] (Linux): any file descriptor as a source.
-//!
-//! # How readiness is found
-//!
-//! A source answers two questions: "what is ready now?" (its `poll`, which
-//! must not block) and "tell me when that may have changed" (a wakeup on its
-//! queue). For a file descriptor the kernel answers the first with its own
-//! `->poll()`, which `poll(2)` with a zero timeout calls once and returns:
-//! that is the whole of [`Fd`]'s `poll`, so its readiness mask is the
-//! kernel's, bit for bit.
-//!
-//! The second comes from epoll: every `Fd` is registered, edge-triggered and
-//! for every poll event, with one epoll instance that one thread (the
-//! *poller thread*) waits on. The registration lasts as long as the `Fd`, so
-//! no change is missed between a request's readiness check and its wait: the
-//! request is on the queue before the check, and any later change raises an
-//! edge. For each edge epoll reports the descriptor's readiness (its
-//! `->poll()`, called when the poller thread collects the edge), and the
-//! poller thread wakes the queue *keyed* with that mask: a request whose
-//! events are in it completes inline, at once, with them, as a Linux aio
-//! request completes inside the write that made it ready. (Only when the
-//! wakeup finds the context's lock taken does the request go to deferred
-//! work, which the context's own thread runs at once: it re-polls then.)
-//!
-//! # Catching up
-//!
-//! The poller thread runs a few microseconds after the change: an I/O
-//! operation returns before the requests it made ready have completed.
-//! [`Fd::catch_up`] waits for the poller thread to deliver everything that
-//! happened before the call.
+//! [`Fd`] (Linux): any file descriptor as a source. How readiness is found
+//! and what each event costs is documented on [`Fd`] itself.
 
 use std::collections::HashMap;
 use std::io;
@@ -82,14 +54,49 @@ fn events_of(mask: u32) -> Events {
 /// pending requests with [`Outcome::SourceGone`](crate::Outcome::SourceGone),
 /// then closes `T`.
 ///
+/// # How readiness is found
+///
+/// A source answers two questions: "what is ready now?" (its `poll`, which
+/// must not block) and "tell me when that may have changed" (a wakeup on its
+/// queue). For a file descriptor the kernel answers the first with its own
+/// `->poll()`, which `poll(2)` with a zero timeout calls once and returns:
+/// that is the whole of `Fd`'s `poll`, run at every submit, so its
+/// readiness mask is the kernel's, bit for bit. So a request for data that
+/// is already there completes at its submit: there is no need to read until
+/// `WouldBlock` before submitting again.
+///
+/// The second comes from epoll: every `Fd` is registered, edge-triggered and
+/// for every poll event, with one epoll instance that one thread (the
+/// *poller thread*, `aiopoll-fd`, one for all `Fd`s of the program) waits
+/// on. The registration lasts as long as the `Fd`, so no change is missed
+/// between a request's readiness check and its wait: the request is on the
+/// queue before the check, and any later change raises an edge. For each
+/// edge epoll reports the descriptor's readiness, and the poller thread
+/// wakes the queue *keyed* with that mask: a request whose events are in it
+/// completes inline, at once, with them, as a Linux aio request completes
+/// inside the write that made it ready. (Only when the wakeup finds the
+/// context's lock taken does the request go to deferred work, which the
+/// context's own thread runs at once: it re-polls then.)
+///
+/// # What an event costs
+///
+/// Per request: one `poll(2)` at submit. Per readiness change: the poller
+/// thread's share of one `epoll_wait` (up to 64 edges each), one keyed
+/// wakeup (the queue's lock, the context's try-lock, the completion), and,
+/// if a reaper sleeps in [`get_events`](crate::StdContext::get_events), a
+/// futex wake for it. The hand-off between the poller thread and the
+/// reapers is what a server pays over a single-threaded epoll loop:
+/// BENCHMARKS.md has the CPU time per echoed line of each thread in the
+/// `echo_server` example, beside tokio and mio servers.
+///
 /// # When requests complete
 ///
-/// A request completes when one thread, the *poller thread* (one for all
-/// `Fd`s), collects the descriptor's edge from epoll and wakes the request
-/// with the readiness epoll reported: inline, a few microseconds after the
-/// change, whether or not anybody is reaping. Readiness that comes and goes
-/// (data written, then read back) completes a request if the poller thread
-/// collected the edge before it went, which it does as soon as it runs.
+/// A request completes when the poller thread collects the descriptor's
+/// edge from epoll and wakes the request with the readiness epoll reported:
+/// inline, a few microseconds after the change, whether or not anybody is
+/// reaping. Readiness that comes and goes (data written, then read back)
+/// completes a request if the poller thread collected the edge before it
+/// went, which it does as soon as it runs.
 ///
 /// That is the one difference from Linux aio, where the operation that
 /// makes a descriptor ready completes its requests before it returns. Here
@@ -106,7 +113,8 @@ fn events_of(mask: u32) -> Events {
 ///   consumed it (as with any readiness, the read then says `WouldBlock`).
 ///
 /// Call [`catch_up`](Self::catch_up) after the operation to order them as
-/// Linux does.
+/// Linux does: it waits for the poller thread to deliver everything that
+/// happened before the call.
 pub struct Fd<T: AsFd> {
     shared: Arc<FdShared>,
     io: T,

@@ -78,6 +78,13 @@ pub(crate) struct Kept {
 unsafe impl Sync for Kept {}
 
 impl Kept {
+    /// The bytes [`new`](Self::new) allocates for `slots` request slots.
+    pub(crate) const fn bytes(slots: usize) -> usize {
+        slots
+            * (2 * core::mem::size_of::<UnsafeCell<Option<SharedSource>>>()
+                + core::mem::size_of::<AtomicU64>())
+    }
+
     /// Empty places for `slots` request slots.
     pub(crate) fn new(slots: usize) -> Self {
         Kept {

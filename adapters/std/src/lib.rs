@@ -17,6 +17,41 @@
 //! - Locks: [`Lock`], [`StdLocks`], [`WaitQueue`].
 //! - Errors: [`SubmitError`], [`CancelError`], [`GetEventsError`],
 //!   [`SourceError`], [`BatchRefused`], [`UpdateError`].
+//!
+//! ## The threads behind a context, and what each event costs
+//!
+//! Your threads submit and reap; besides them, at most three kinds of
+//! thread run, each started when first needed:
+//!
+//! - **`aiopoll-fd`**, one for all [`Fd`]s: waits in `epoll_wait` for the
+//!   descriptors' readiness edges and wakes each descriptor's queue with
+//!   the readiness epoll reports, which completes its requests inline. Per
+//!   event: its share of one `epoll_wait` (up to 64 edges), one keyed
+//!   wakeup, and a futex wake for a reaper asleep in
+//!   [`get_events`](StdContext::get_events). [`Fd`] says how readiness is
+//!   found.
+//! - **`aiopoll-timer`**, one for all [`Timer`]s: sleeps until the earliest
+//!   deadline. Arming and disarming cost O(log n) and wake it only when
+//!   the earliest deadline moves earlier; per expiry, one keyed wakeup.
+//! - **`aiopoll-deferred`**, one per [`StdContext`]: parked until a wakeup
+//!   could not complete a request itself (the context's lock was taken, the
+//!   wakeup was unkeyed, a queue closed); then it re-polls those sources. Per
+//!   such event: an unpark (a futex wake), and a re-poll. It also sleeps
+//!   until the earliest request deadline
+//!   ([`submit_with_deadline`](StdContext::submit_with_deadline),
+//!   [`StdRequest::deadline`]) and expires the requests whose deadline
+//!   passed.
+//!
+//! Every source's `poll` runs at submit (for an [`Fd`], one `poll(2)`), so a
+//! request for readiness that is already there completes at once. A reaper
+//! in [`get_events`](StdContext::get_events) watches for completions for up
+//! to 20 µs before it sleeps. BENCHMARKS.md measures the whole chain in a
+//! TCP echo server (the `echo_server` example, CPU time per line by
+//! thread) beside tokio, mio and thread-per-connection servers.
+//!
+//! For a server: [`StdContext`]'s docs say how to budget slots so that
+//! [`SubmitError::Busy`] cannot happen, and what a slot costs; [`Timer`]'s
+//! say how a pending request behaves across a re-arm.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![warn(missing_docs)]
 

@@ -18,14 +18,14 @@
 use core::pin::Pin;
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use aiopoll::{Completion, Context, Events, Handle, Outcome, SubmitError};
+use aiopoll::{Completion, Context, Events, Handle, SubmitError};
 use aiopoll_cortex_m::{CeilingLocks, IrqEvent, PendInterrupt};
-use aiopoll_scenarios::{Stall, STALL_ROUNDS};
+use aiopoll_scenarios::{enable, exit, Ledger, Stall, STALL_ROUNDS};
 use cortex_m::peripheral::NVIC;
 use cortex_m::register::basepri;
 use cortex_m_rt::entry;
 use lm3s6965::interrupt;
-use lm3s6965evb::{exit, timer0, Interrupt};
+use lm3s6965evb::{timer0, Interrupt};
 
 /// Slots, and requests per starved round of phase 1.
 const SLOTS: usize = 16;
@@ -81,55 +81,12 @@ fn GPIOB() {
 type Ctx = Context<'static, SLOTS, CeilingLocks<0x20>, 1, PendInterrupt<Interrupt>>;
 
 /// Exactly-once bookkeeping of one phase.
-struct Ledger {
-    seen: [u32; REQUESTS.div_ceil(32) as usize],
-    completed: u32,
-    ready: u32,
-    cancelled: u32,
-    ok: bool,
-}
+type PhaseLedger = Ledger<{ REQUESTS.div_ceil(32) as usize }>;
 
-impl Ledger {
-    fn new() -> Self {
-        Ledger {
-            seen: [0; REQUESTS.div_ceil(32) as usize],
-            completed: 0,
-            ready: 0,
-            cancelled: 0,
-            ok: true,
-        }
-    }
-
-    /// Reaps what is there; returns how many.
-    fn reap(&mut self, context: Pin<&'static Ctx>) -> usize {
-        let mut out = [Completion::EMPTY; SLOTS];
-        let count = context.reap(&mut out);
-        for completion in &out[..count] {
-            let user_data = completion.user_data as u32 % REQUESTS;
-            let (word, bit) = ((user_data / 32) as usize, 1 << (user_data % 32));
-            if self.seen[word] & bit != 0 {
-                defmt::error!("request {} completed twice", completion.user_data);
-                self.ok = false;
-            }
-            self.seen[word] |= bit;
-            match completion.outcome {
-                Outcome::Ready(Events::IN) => self.ready += 1,
-                Outcome::Cancelled => self.cancelled += 1,
-                other => {
-                    defmt::error!("unexpected outcome {}", other);
-                    self.ok = false;
-                }
-            }
-        }
-        self.completed += count as u32;
-        count
-    }
-
-    fn all_once(&self) -> bool {
-        self.ok
-            && self.completed == REQUESTS
-            && self.seen.iter().map(|word| word.count_ones()).sum::<u32>() == REQUESTS
-    }
+/// Reaps what is there into `ledger`; returns how many.
+fn reap(ledger: &mut PhaseLedger, context: Pin<&'static Ctx>) -> usize {
+    let mut out = [Completion::EMPTY; SLOTS];
+    ledger.reap(&context, &mut out)
 }
 
 fn submit(context: Pin<&'static Ctx>, user_data: u32) -> Option<Handle> {
@@ -146,12 +103,12 @@ fn submit(context: Pin<&'static Ctx>, user_data: u32) -> Option<Handle> {
 #[entry]
 fn main() -> ! {
     let context = Pin::static_ref(&CONTEXT);
-    lm3s6965evb::enable(Interrupt::TIMER_0A, 0x00);
-    lm3s6965evb::enable(Interrupt::GPIOA, 0x80);
-    lm3s6965evb::enable(Interrupt::GPIOB, 0xE0);
+    enable(Interrupt::TIMER_0A, 0x00);
+    enable(Interrupt::GPIOA, 0x80);
+    enable(Interrupt::GPIOB, 0xE0);
 
     // Phase 1: GPIOB preempted by a busy, more urgent handler.
-    let mut first = Ledger::new();
+    let mut first = PhaseLedger::new();
     let mut stall = Stall::new(STALL_ROUNDS);
     let mut next = 0u32;
     while first.completed < REQUESTS {
@@ -168,7 +125,7 @@ fn main() -> ! {
         cortex_m::asm::dsb();
         cortex_m::asm::isb();
         // GPIOA ran and returned; GPIOB ran after it.
-        if stall.stalled(first.reap(context) > 0) {
+        if stall.stalled(reap(&mut first, context) > 0) {
             defmt::error!(
                 "stalled: {} requests never completed",
                 next - first.completed
@@ -181,7 +138,7 @@ fn main() -> ! {
         "starved by a busy handler: {} requests: {} ready; each completed exactly once: {}; {} timer ticks landed while the deferred work was starved",
         REQUESTS,
         first.ready,
-        first.all_once(),
+        first.all_once(REQUESTS),
         STARVED_TICKS.load(Ordering::Relaxed)
     );
     defmt::info!(
@@ -193,7 +150,7 @@ fn main() -> ! {
     );
 
     // Phase 2: GPIOB masked; the reaper runs the deferred work.
-    let mut second = Ledger::new();
+    let mut second = PhaseLedger::starting_at(REQUESTS as u64);
     let runs_before = DEFERRED_RUNS.load(Ordering::Relaxed);
     let deferred_before = stats.completed_by_deferred_work;
     let mut handles: [Option<Handle>; SLOTS] = [None; SLOTS];
@@ -216,7 +173,7 @@ fn main() -> ! {
             }
         }
         EVENT.clear(Events::IN);
-        let count = second.reap(context);
+        let count = reap(&mut second, context);
         if stall.stalled(count > 0 || next != submitted_before) {
             defmt::error!(
                 "stalled: {} requests never completed",
@@ -240,14 +197,15 @@ fn main() -> ! {
         REQUESTS,
         second.ready,
         second.cancelled,
-        second.all_once(),
+        second.all_once(REQUESTS),
         masked_runs,
         by_reaper
     );
     defmt::info!("slots in use at the end: {}", context.in_use());
     exit(
-        first.all_once()
-            && second.all_once()
+        first.all_once(REQUESTS)
+            && second.all_once(REQUESTS)
+            && first.gone + second.gone == 0
             && context.in_use() == 0
             && OUTSTANDING.load(Ordering::Relaxed) > 0
             && masked_runs == 0

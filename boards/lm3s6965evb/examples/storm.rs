@@ -11,10 +11,10 @@ use core::pin::Pin;
 
 use aiopoll::{Context, Events};
 use aiopoll_cortex_m::{CeilingLocks, IrqEvent, PendInterrupt};
-use aiopoll_scenarios::{frame_vector, interrupted_pc, storm, Preempted, Timer};
+use aiopoll_scenarios::{enable, exit, frame_vector, interrupted_pc, storm, Preempted};
 use cortex_m_rt::entry;
 use lm3s6965::interrupt;
-use lm3s6965evb::{exit, timer0, Interrupt};
+use lm3s6965evb::{timer0, Interrupt, Timer0};
 
 const FIRST_PERIOD: u32 = 300;
 const PERIODS: u32 = 32;
@@ -38,21 +38,10 @@ fn GPIOB() {
     CONTEXT.run_deferred();
 }
 
-struct Timer0;
-
-impl Timer for Timer0 {
-    fn start(period: u32) {
-        timer0::start(period);
-    }
-    fn stop() {
-        timer0::stop();
-    }
-}
-
 #[entry]
 fn main() -> ! {
-    lm3s6965evb::enable(Interrupt::TIMER_0A, 0x00);
-    lm3s6965evb::enable(Interrupt::GPIOB, 0xE0);
+    enable(Interrupt::TIMER_0A, 0x00);
+    enable(Interrupt::GPIOB, 0xE0);
     let report = storm::<Timer0, 8, _, _>(Pin::static_ref(&CONTEXT), &TIMER, FIRST_PERIOD, PERIODS);
     defmt::info!(
         "sweep: {} timer periods ({}..{} cycles), {} distinct thread-mode instructions interrupted",

@@ -9,10 +9,11 @@ use core::pin::Pin;
 
 use aiopoll::{Completion, Context, Events, Outcome};
 use aiopoll_cortex_m::{reap_blocking, CeilingLocks, IrqEvent, PendInterrupt};
+use aiopoll_scenarios::{enable, exit};
 use cortex_m_rt::entry;
 use critical_section::Mutex;
 use lm3s6965::interrupt;
-use lm3s6965evb::{exit, uart0, Interrupt};
+use lm3s6965evb::{uart0, Interrupt};
 
 /// How many bytes the run waits for.
 const EXPECTED: usize = 7;
@@ -47,8 +48,8 @@ fn GPIOB() {
 #[entry]
 fn main() -> ! {
     let context = Pin::static_ref(&CONTEXT);
-    lm3s6965evb::enable(Interrupt::UART0, 0x40);
-    lm3s6965evb::enable(Interrupt::GPIOB, 0xE0);
+    enable(Interrupt::UART0, 0x40);
+    enable(Interrupt::GPIOB, 0xE0);
     uart0::enable_receive_interrupt();
 
     let mut line = [0u8; EXPECTED];

@@ -12,9 +12,9 @@ use core::sync::atomic::{AtomicU32, Ordering};
 
 use aiopoll::{Context, Events};
 use aiopoll_cortex_m::{CortexMLocks, IrqEvent, PendInterrupt};
-use aiopoll_scenarios::{storm, Timer};
+use aiopoll_scenarios::{enable, exit, storm};
 use cortex_m_rt::{entry, exception};
-use microbit::{exit, timer0, Irq, TIMER0, TIMER1};
+use microbit::{timer0, Irq, Timer0, TIMER0, TIMER1};
 
 static TIMER: IrqEvent = IrqEvent::new();
 static CONTEXT: Context<'static, 8, CortexMLocks, 1, PendInterrupt<Irq>> =
@@ -43,21 +43,10 @@ unsafe fn DefaultHandler(irqn: i16) {
     }
 }
 
-struct Timer0;
-
-impl Timer for Timer0 {
-    fn start(period: u32) {
-        timer0::start(period);
-    }
-    fn stop() {
-        timer0::stop();
-    }
-}
-
 #[entry]
 fn main() -> ! {
-    microbit::enable(TIMER0, 0x40);
-    microbit::enable(TIMER1, 0xC0);
+    enable(TIMER0, 0x40);
+    enable(TIMER1, 0xC0);
     let report = storm::<Timer0, 8, _, _>(Pin::static_ref(&CONTEXT), &TIMER, 200, 26);
     exit(report.ok)
 }

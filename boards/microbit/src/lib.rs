@@ -1,6 +1,7 @@
 //! Board support for the BBC micro:bit v1 (nRF51822, Cortex-M0), as QEMU's
-//! `microbit` machine emulates it: TIMER0 as a periodic interrupt, NVIC
-//! priorities, and ending a run through semihosting. There is no PAC here:
+//! `microbit` machine emulates it: TIMER0 as a periodic interrupt. (Ending a
+//! run, panics, the logger and NVIC priorities are `aiopoll_scenarios`',
+//! shared by every QEMU board.) There is no PAC here:
 //! every interrupt lands in cortex-m-rt's `DefaultHandler(irqn)`, and
 //! [`Irq`] names a line for the NVIC.
 //!
@@ -8,9 +9,6 @@
 #![no_std]
 
 use cortex_m::interrupt::InterruptNumber;
-use cortex_m::peripheral::NVIC;
-
-use defmt_semihosting as _;
 
 /// An interrupt line of the nRF51 by number (TIMER0 is 8, TIMER1 is 9).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,36 +24,6 @@ pub const TIMER1: Irq = Irq(9);
 unsafe impl InterruptNumber for Irq {
     fn number(self) -> u16 {
         self.0
-    }
-}
-
-/// Ends the run: QEMU exits with status 0 (`success`) or 1.
-pub fn exit(success: bool) -> ! {
-    use cortex_m_semihosting::debug;
-    debug::exit(if success {
-        debug::EXIT_SUCCESS
-    } else {
-        debug::EXIT_FAILURE
-    });
-    loop {
-        cortex_m::asm::wfi();
-    }
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    defmt::error!("panic: {}", defmt::Display2Format(info));
-    exit(false)
-}
-
-/// Sets `irq`'s priority (0x00, 0x40, 0x80 or 0xC0) and unmasks it.
-pub fn enable(irq: Irq, priority: u8) {
-    // SAFETY: called once per line at start-up, before it can fire; this is
-    // the only code that owns the NVIC's priority registers.
-    unsafe {
-        let mut peripherals = cortex_m::Peripherals::steal();
-        peripherals.NVIC.set_priority(irq, priority);
-        NVIC::unmask(irq);
     }
 }
 
@@ -99,5 +67,17 @@ pub mod timer0 {
     /// Acknowledges the compare event (call it in the handler).
     pub fn acknowledge() {
         write(EVENTS_COMPARE0, 0);
+    }
+}
+
+/// TIMER0 as the scenarios' periodic timer.
+pub struct Timer0;
+
+impl aiopoll_scenarios::Timer for Timer0 {
+    fn start(period: u32) {
+        timer0::start(period);
+    }
+    fn stop() {
+        timer0::stop();
     }
 }

@@ -6,7 +6,7 @@
 #![no_std]
 
 pub use mps2::cmsdk::*;
-pub use mps2::{active_irq, enable, exit, Irq};
+pub use mps2::{active_irq, Irq};
 
 /// This board's name, as `cargo xtask qemu` knows it.
 pub const NAME: &str = "mps2-an386";

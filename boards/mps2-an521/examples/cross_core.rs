@@ -36,12 +36,11 @@
 use core::pin::Pin;
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use aiopoll::{Completion, Context, Events, Handle, Outcome, SubmitError};
+use aiopoll::{Completion, Context, Events, Handle, SubmitError};
 use aiopoll_cortex_m::{IrqEvent, MultiCoreLock, MultiCoreLocks};
-use aiopoll_scenarios::Stall;
+use aiopoll_scenarios::{enable, exit, Ledger, Stall};
 use board::{
-    exit, Doorbell, Handler, Mhu0, Stack, Timer0, VectorTable, CORE1_LINES, DOORBELL_IRQ,
-    TIMER0_IRQ,
+    Doorbell, Handler, Mhu0, Stack, Timer0, VectorTable, CORE1_LINES, DOORBELL_IRQ, TIMER0_IRQ,
 };
 use cortex_m_rt::{entry, exception};
 
@@ -91,7 +90,7 @@ static DOORBELL_COMPLETIONS: AtomicU32 = AtomicU32::new(0);
 
 /// Core 1's entry, from its vector table, on its own stack.
 unsafe extern "C" fn core1_main() -> ! {
-    board::enable(TIMER0_IRQ, 0x00);
+    enable(TIMER0_IRQ, 0x00);
     CORE1_UP.store(u32::from(board::core_id()) + 1, Ordering::Release);
     Timer0::start(FIRST_PERIOD);
     loop {
@@ -137,7 +136,7 @@ unsafe fn DefaultHandler(_: i16) {
 #[entry]
 fn main() -> ! {
     let context = Pin::static_ref(&CONTEXT);
-    board::enable(DOORBELL_IRQ, 0x80);
+    enable(DOORBELL_IRQ, 0x80);
     let cpuwait = board::start_core1(&CORE1_VECTORS);
     let mut rounds = 0u32;
     while CORE1_UP.load(Ordering::Acquire) == 0 {
@@ -156,16 +155,15 @@ fn main() -> ! {
         TIMER0_IRQ.0
     );
 
-    let mut seen = [0u32; (REQUESTS as usize).div_ceil(32)];
+    let mut ledger = Ledger::<{ (REQUESTS as usize).div_ceil(32) }>::new();
     let mut handles: [Option<Handle>; SLOTS] = [None; SLOTS];
     let mut out = [Completion::EMPTY; SLOTS];
-    let (mut next, mut completed, mut cancelled, mut ready) = (0u32, 0u32, 0u32, 0u32);
-    let mut ok = true;
+    let mut next = 0u32;
     let mut stall = Stall::new(STALL_TICKS);
     let mut last_tick = TICKS.load(Ordering::Relaxed);
     let mut progress = false;
     let mut silent = 0u32;
-    while completed < REQUESTS {
+    while ledger.completed < REQUESTS {
         let submitted_before = next;
         if next < REQUESTS {
             // The new request waits for a tick after this point.
@@ -189,28 +187,7 @@ fn main() -> ! {
                 }
             }
         }
-        let count = context.reap(&mut out);
-        for completion in &out[..count] {
-            let (word, bit) = (
-                (completion.user_data / 32) as usize,
-                1 << (completion.user_data % 32),
-            );
-            if completion.user_data >= u64::from(REQUESTS) || seen[word] & bit != 0 {
-                defmt::error!("request {} completed twice", completion.user_data);
-                ok = false;
-            } else {
-                seen[word] |= bit;
-            }
-            match completion.outcome {
-                Outcome::Cancelled => cancelled += 1,
-                Outcome::Ready(Events::IN) => ready += 1,
-                other => {
-                    defmt::error!("unexpected outcome {}", other);
-                    ok = false;
-                }
-            }
-        }
-        completed += count as u32;
+        let count = ledger.reap(&context, &mut out);
         progress |= count > 0 || next != submitted_before;
 
         // The stall bound counts timer ticks, not rounds: core 0 may run
@@ -222,7 +199,7 @@ fn main() -> ! {
             if stall.stalled(progress) {
                 defmt::error!(
                     "stalled: {} of {} requests never completed in {} ticks",
-                    next - completed,
+                    next - ledger.completed,
                     REQUESTS,
                     STALL_TICKS
                 );
@@ -245,17 +222,13 @@ fn main() -> ! {
     Timer0::stop();
 
     let stats = context.stats();
-    let all_once = ok
-        && seen.iter().enumerate().all(|(word, bits)| {
-            let wanted = (REQUESTS - 32 * word as u32).min(32);
-            *bits == (u64::MAX >> (64 - wanted)) as u32
-        });
+    let all_once = ledger.all_once(REQUESTS) && ledger.gone == 0;
     let in_use = context.in_use();
     defmt::info!(
         "{} requests: {} ready, {} cancelled; each completed exactly once: {}; slots in use at the end: {}",
         REQUESTS,
-        ready,
-        cancelled,
+        ledger.ready,
+        ledger.cancelled,
         all_once,
         in_use
     );

@@ -20,7 +20,7 @@ use core::sync::atomic::{AtomicU8, Ordering};
 use cortex_m::interrupt;
 use cortex_m::register::primask;
 
-pub use mps2::{active_irq, enable, exit, ApbTimer, Irq};
+pub use mps2::{active_irq, ApbTimer, Irq};
 
 /// This board's name, as `cargo xtask qemu` knows it.
 pub const NAME: &str = "mps2-an521";

@@ -12,8 +12,8 @@ use core::pin::Pin;
 
 use aiopoll::{Context, Events};
 use aiopoll_cortex_m::{CeilingLocks, IrqEvent, PendInterrupt};
-use aiopoll_scenarios::{frame_vector, interrupted_pc, storm, Preempted};
-use board::{exit, Irq, Timer0, SPARE_IRQ, TIMER0_IRQ};
+use aiopoll_scenarios::{enable, exit, frame_vector, interrupted_pc, storm, Preempted};
+use board::{Irq, Timer0, SPARE_IRQ, TIMER0_IRQ};
 use cortex_m_rt::entry;
 
 /// The first timer period, in timer clock ticks.
@@ -46,8 +46,8 @@ extern "C" fn interrupt(frame: *const u32) {
 
 #[entry]
 fn main() -> ! {
-    board::enable(TIMER0_IRQ, 0x00);
-    board::enable(SPARE_IRQ, 0xE0);
+    enable(TIMER0_IRQ, 0x00);
+    enable(SPARE_IRQ, 0xE0);
     let report = storm::<Timer0, 8, _, _>(Pin::static_ref(&CONTEXT), &TIMER, FIRST_PERIOD, PERIODS);
     defmt::info!(
         "sweep: {} timer periods ({}..{} ticks), {} distinct thread-mode instructions interrupted",

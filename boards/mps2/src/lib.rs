@@ -1,8 +1,9 @@
 //! What QEMU's MPS2 board crates share (`boards/mps2-an385`,
-//! `boards/mps2-an386`, `boards/mps2-an521`): the CMSDK APB timer, interrupt
-//! lines named by number for the NVIC (there is no PAC: every interrupt
-//! lands in cortex-m-rt's `DefaultHandler`), ending a run through
-//! semihosting, and the panic handler and defmt logger.
+//! `boards/mps2-an386`, `boards/mps2-an521`): the CMSDK APB timer, and
+//! interrupt lines named by number for the NVIC (there is no PAC: every
+//! interrupt lands in cortex-m-rt's `DefaultHandler`). Ending a run, panics,
+//! the logger and NVIC priorities are `aiopoll_scenarios`', shared by every
+//! QEMU board.
 //!
 //! Each board crate re-exports this and adds its memory map (where timer 0
 //! is, which line it raises). The examples in `examples/` are built by every
@@ -12,9 +13,7 @@
 
 use cortex_m::interrupt::InterruptNumber;
 use cortex_m::peripheral::scb::VectActive;
-use cortex_m::peripheral::{NVIC, SCB};
-
-use defmt_semihosting as _;
+use cortex_m::peripheral::SCB;
 
 /// An interrupt line by number, for the NVIC.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, defmt::Format)]
@@ -35,40 +34,6 @@ pub fn active_irq() -> Option<Irq> {
         VectActive::Interrupt { irqn } => Some(Irq(u16::from(irqn))),
         _ => None,
     }
-}
-
-/// Sets `irq`'s priority (a hardware value: 0x00 is the most urgent, 0xE0
-/// among the least; the boards implement the top 3 bits at least) and
-/// unmasks it in this core's NVIC.
-pub fn enable(irq: Irq, priority: u8) {
-    // SAFETY: called once per line at start-up, before the line can fire,
-    // so no priority-based critical section is disturbed; the examples own
-    // the NVIC's priority registers through this function alone.
-    unsafe {
-        let mut peripherals = cortex_m::Peripherals::steal();
-        peripherals.NVIC.set_priority(irq, priority);
-        NVIC::unmask(irq);
-    }
-}
-
-/// Ends the run: QEMU exits with status 0 (`success`) or 1.
-pub fn exit(success: bool) -> ! {
-    use cortex_m_semihosting::debug;
-    debug::exit(if success {
-        debug::EXIT_SUCCESS
-    } else {
-        debug::EXIT_FAILURE
-    });
-    // Only reached without a debugger or emulator to exit to.
-    loop {
-        cortex_m::asm::wfi();
-    }
-}
-
-#[panic_handler]
-fn panic(info: &core::panic::PanicInfo) -> ! {
-    defmt::error!("panic: {}", defmt::Display2Format(info));
-    exit(false)
 }
 
 /// A CMSDK APB timer (ARM DDI 0479) at address `BASE`: a 32-bit down

@@ -257,7 +257,10 @@ pub struct Stats {
     pub completed_at_submit: u32,
     /// Requests completed inline by a wakeup (T5, T10 inline).
     pub completed_by_wakeup: u32,
-    /// Requests completed by deferred work (T7).
+    /// Requests completed by deferred work (T7), wherever it ran: in the
+    /// adapter's deferred-work handler ([`Context::run_deferred`]), or in
+    /// [`Context::reap`], `cancel`, `update` or `expire`, which run pending
+    /// deferred work before they act.
     pub completed_by_deferred_work: u32,
     /// Requests cancelled (T9).
     pub cancelled: u32,
@@ -400,6 +403,58 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
             waiting_for_slot: AtomicU32::new(0),
             hooks,
             _pinned: PhantomPinned,
+        }
+    }
+
+    /// Makes an empty context that notifies `hooks` at `place`, field by
+    /// field, without building it on the stack first: for contexts too
+    /// large for a stack (thousands of slots; see [`core::mem::size_of`]
+    /// of the context type). With an
+    /// allocator: `Box::new_uninit()`, this, `assume_init`, `Box::into_pin`.
+    ///
+    /// # Safety
+    /// `place` is valid for writes of a `Self` and properly aligned. What
+    /// was there is overwritten, not dropped. Afterwards `*place` is an
+    /// initialised context, to be pinned before use like any other.
+    #[cfg(not(loom))]
+    pub unsafe fn init_in_place(place: *mut Self, hooks: H) {
+        #[allow(clippy::let_unit_value)]
+        let () = Self::VALID_PARAMETERS;
+        // SAFETY: `place` is valid for writes and aligned (the caller's
+        // contract), so is every field reached with `addr_of_mut!`, and
+        // every array element reached by `cast` plus an index below its
+        // length. `UnsafeCell` (ours and core's) is `repr(transparent)`, so
+        // a pointer to it is a pointer to its contents. Each field is
+        // written exactly once; nothing is read.
+        unsafe {
+            core::ptr::addr_of_mut!((*place).header).write(ContextHeader {
+                wake: Self::wake_entry,
+            });
+            core::ptr::addr_of_mut!((*place).lock).write(<L::Context as lock_api::RawMutex>::INIT);
+            let state = core::ptr::addr_of_mut!((*place).state) as *mut State<'s, L::Queue, N>;
+            core::ptr::addr_of_mut!((*state).id).write(0);
+            let slots = core::ptr::addr_of_mut!((*state).slots) as *mut Slot<'s, L::Queue>;
+            for slot in 0..N {
+                slots.add(slot).write(Slot::FREE);
+            }
+            core::ptr::addr_of_mut!((*state).free).write(heapless::Vec::new());
+            core::ptr::addr_of_mut!((*state).never_used).write(0);
+            core::ptr::addr_of_mut!((*state).completed).write(heapless::Deque::new());
+            core::ptr::addr_of_mut!((*state).slot_waiters).write(WaiterList::EMPTY);
+            core::ptr::addr_of_mut!((*state).stats).write(Stats::default());
+            let words = core::ptr::addr_of_mut!((*place).words) as *mut AtomicU32;
+            for slot in 0..N {
+                words.add(slot).write(AtomicU32::new(0));
+            }
+            let entries = core::ptr::addr_of_mut!((*place).entries) as *mut WaitEntry;
+            for entry in 0..N * W {
+                entries.add(entry).write(WaitEntry::new());
+            }
+            core::ptr::addr_of_mut!((*place).deferred).write(AtomicBool::new(false));
+            core::ptr::addr_of_mut!((*place).deferrals).write(AtomicU32::new(0));
+            core::ptr::addr_of_mut!((*place).waiting_for_slot).write(AtomicU32::new(0));
+            core::ptr::addr_of_mut!((*place).hooks).write(hooks);
+            core::ptr::addr_of_mut!((*place)._pinned).write(PhantomPinned);
         }
     }
 

@@ -16,8 +16,11 @@ use super::CriticalSectionLock;
 /// 0x00, 0x20, .., 0xE0; lower is more urgent), and must not be 0.
 ///
 /// Single core only (BASEPRI is per core). Use it from thread mode and
-/// from interrupts at `CEILING` or below; an interrupt above the ceiling
-/// may only *try* it, which is all a wakeup does. Taking it with `lock`
+/// from interrupts whose priority value is `>= CEILING` (as urgent as the
+/// ceiling, or less); an interrupt whose value is `< CEILING` (more urgent)
+/// may only *try* it, which is all a wakeup does. The value must be one the
+/// part implements: with 3 priority bits, `CeilingLock<0x10>` reads as 0
+/// and masks nothing. Taking it with `lock`
 /// from above the ceiling while it is held would deadlock; it panics
 /// with an explanation instead.
 pub struct CeilingLock<const CEILING: u8> {
