@@ -366,7 +366,7 @@ fn table(cases: &[Case], figures: &BTreeMap<String, Figures>, runs: usize) -> St
     let count = |name: &str| figures.get(name).and_then(|figure| figure.instructions);
     // (what, numerator, denominator, target, whether the ratio must be at
     // most the target (true) or at least it (false))
-    let ratios: [(&str, &str, &str, f64, bool); 9] = [
+    let ratios: [(&str, &str, &str, f64, bool); 10] = [
         (
             "round trip: aiopoll / maitake-sync",
             "round-trip/aiopoll",
@@ -429,6 +429,13 @@ fn table(cases: &[Case], figures: &BTreeMap<String, Figures>, runs: usize) -> St
             "contention/aiopoll-std",
             f64::NAN,
             false,
+        ),
+        (
+            "tokio round trip: aiopoll / Notify",
+            "tokio-round-trip/aiopoll-std",
+            "tokio-round-trip/tokio-notify",
+            f64::NAN,
+            true,
         ),
     ];
     let mut rows = String::new();

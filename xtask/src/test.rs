@@ -80,7 +80,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 .env("CARGO_TARGET_DIR", crate::shell::root().join("target/tsan")),
         )?;
         step(
-            "aiopoll-std under ThreadSanitizer (stress, sources, Fd)",
+            "aiopoll-std under ThreadSanitizer (stress, sources, Fd, requests, awaited requests)",
             cargo_toolchain("nightly")
                 .args([
                     "test",
@@ -100,6 +100,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
                     "semantics",
                     "--test",
                     "fd",
+                    "--test",
+                    "requests",
+                    "--test",
+                    "awaited",
                 ])
                 .env("RUSTFLAGS", "-Zsanitizer=thread")
                 .env("AIOPOLL_STRESS_ITERATIONS", "30000")
@@ -168,10 +172,12 @@ pub fn run(args: &[String]) -> Result<(), String> {
         )?;
     }
 
-    step(
-        "aiopoll-std example pipe_ping_pong",
-        cargo().args(["run", "-p", "aiopoll-std", "--example", "pipe_ping_pong"]),
-    )?;
+    for example in ["pipe_ping_pong", "tokio_echo"] {
+        step(
+            &format!("aiopoll-std example {example}"),
+            cargo().args(["run", "-p", "aiopoll-std", "--example", example]),
+        )?;
+    }
     crate::server_bench::load_test()?;
 
     if !skip("fuzz") {

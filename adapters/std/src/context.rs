@@ -7,11 +7,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use aiopoll::{
-    CancelError, Completion, Context, Events, Handle, InProgress, Source, Stats, SubmitError,
+    BatchRefused, CancelError, Completion, Context, Events, Handle, InProgress, Source, Stats,
+    SubmitError, UpdateError, Updated,
 };
-use parking_lot::Mutex;
 
-use crate::signal::Signal;
+use crate::kept::Kept;
+use crate::signal::{Signal, NO_DEADLINE};
 use crate::{GetEventsError, Lock, StdLocks};
 
 /// A source as a [`StdContext`] holds it: shared, so that it stays alive
@@ -43,51 +44,13 @@ impl AsSource for SharedSource {
     }
 }
 
-/// What the context keeps for one request in flight, under a ticket number
-/// (the core's user data): the caller's user data and the source.
-struct Ticket {
-    user_data: u64,
-    /// Never read: holding it keeps the source (and its wait queues) alive
-    /// until the core has let go of it.
-    _source: SharedSource,
-}
-
-/// Tickets of requests in flight; a ticket is taken before the core sees
-/// the request and returned after its completion has been reaped.
-#[derive(Default)]
-struct Tickets {
-    entries: Vec<Option<Ticket>>,
-    free: Vec<u64>,
-}
-
-impl Tickets {
-    fn take(&mut self, ticket: Ticket) -> u64 {
-        match self.free.pop() {
-            Some(number) => {
-                self.entries[number as usize] = Some(ticket);
-                number
-            }
-            None => {
-                self.entries.push(Some(ticket));
-                (self.entries.len() - 1) as u64
-            }
-        }
-    }
-
-    fn give_back(&mut self, number: u64) -> Option<Ticket> {
-        let ticket = self.entries.get_mut(number as usize)?.take()?;
-        self.free.push(number);
-        Some(ticket)
-    }
-}
-
 /// The pinned part: the core context and the sources it polls. Shared by
-/// the [`StdContext`] and its deferred-work thread.
+/// the [`StdContext`] and its thread.
 struct Inner<const N: usize> {
-    /// Declared before `tickets`, so it is dropped first: the core detaches
+    /// Declared before `kept`, so it is dropped first: the core detaches
     /// every pending request before the sources it points at are released.
     core: Context<'static, N, StdLocks, 2, Signal>,
-    tickets: Mutex<Tickets>,
+    kept: Kept,
 }
 
 impl<const N: usize> Inner<N> {
@@ -101,8 +64,8 @@ impl<const N: usize> Inner<N> {
         // (the core field by field, by `init_in_place`), so the whole is
         // initialised before `assume_init`.
         let inner = unsafe {
-            Context::init_in_place(core::ptr::addr_of_mut!((*place).core), Signal::default());
-            core::ptr::addr_of_mut!((*place).tickets).write(Mutex::new(Tickets::default()));
+            Context::init_in_place(core::ptr::addr_of_mut!((*place).core), Signal::new());
+            core::ptr::addr_of_mut!((*place).kept).write(Kept::new(N));
             inner.assume_init()
         };
         // The move into the `Arc` copies the bytes heap to heap; the
@@ -113,13 +76,24 @@ impl<const N: usize> Inner<N> {
         unsafe { Pin::new_unchecked(inner) }
     }
 
-    /// The deferred-work thread: sleeps until the core's
+    /// The context's thread: sleeps until the core's
     /// [`Notify::deferred_work`](aiopoll::Notify::deferred_work) hook
-    /// unparks it, runs the work, and exits when the context is dropped.
+    /// unparks it or the earliest deadline comes, runs the deferred work and
+    /// expires the requests whose deadline passed, and exits when the
+    /// context is dropped.
     fn serve(self: Pin<Arc<Self>>) {
         let signal = self.core.hooks();
         loop {
-            std::thread::park();
+            let next = signal.next_deadline();
+            match signal.instant(next).filter(|_| next != NO_DEADLINE) {
+                None => std::thread::park(),
+                Some(at) => {
+                    let now = Instant::now();
+                    if at > now {
+                        std::thread::park_timeout(at - now);
+                    }
+                }
+            }
             if signal.stopping() {
                 return;
             }
@@ -127,6 +101,34 @@ impl<const N: usize> Inner<N> {
             // with it: the core keeps that request's work pending (as it
             // does for a reaper), and the thread goes on serving the others.
             let _ = std::panic::catch_unwind(AssertUnwindSafe(|| self.core.run_deferred()));
+            if std::panic::catch_unwind(AssertUnwindSafe(|| self.expire_due())).is_err() {
+                // The deadline was cleared before the panic: program the
+                // next one again from what the core has.
+                if let Some(next) = self.core.next_deadline() {
+                    signal.program(next);
+                }
+            }
+        }
+    }
+
+    /// Expires the requests whose deadline has passed, if the programmed
+    /// deadline has (a cheap check otherwise), and programs the next one.
+    fn expire_due(&self) {
+        let signal = self.core.hooks();
+        let next = signal.next_deadline();
+        if next == NO_DEADLINE {
+            return;
+        }
+        let now = signal.ticks(Instant::now());
+        if next > now {
+            return;
+        }
+        // Cleared first: a deadline armed from now on programs itself again,
+        // and every one armed before is seen by `next_deadline` below.
+        signal.clear_deadline();
+        self.core.expire(now);
+        if let Some(next) = self.core.next_deadline() {
+            signal.program(next);
         }
     }
 }
@@ -162,9 +164,10 @@ impl<const N: usize> Inner<N> {
 /// connections this way.
 ///
 /// A context allocates [`BYTES`](Self::BYTES) when it is made: under 200
-/// bytes per slot on 64-bit targets (151 on x86_64 Linux today; about 3
-/// MiB for 20,000 slots), built in place on the heap, so a context of any
-/// size is made on any thread's stack. `N` is at most 65,535; for more
+/// bytes per slot on 64-bit targets (191 on x86_64 Linux today, 40 of them
+/// the places where it keeps each request's source; about 3.7 MiB for
+/// 20,000 slots), built in place on the heap, so a context of any size is
+/// made on any thread's stack. `N` is at most 65,535; for more
 /// requests, use several contexts (one per reaping thread, say).
 ///
 /// `N` is a const generic because the core keeps its slots, wait entries
@@ -180,11 +183,12 @@ pub struct StdContext<const N: usize> {
 }
 
 impl<const N: usize> StdContext<N> {
-    /// An empty context, and its deferred-work thread (named
-    /// `aiopoll-deferred`; it sleeps until a wakeup defers work, and exits
-    /// when the context is dropped). If the OS refuses the thread, the
-    /// context works all the same, and deferred work waits for the next
-    /// reap.
+    /// An empty context, and its thread (named `aiopoll-deferred`; it
+    /// sleeps until a wakeup defers work or a request's deadline comes, and
+    /// exits when the context is dropped). If the OS refuses the thread, the
+    /// context works all the same: deferred work and deadlines then wait for
+    /// the next reap (and a thread blocked in `get_events` sleeps no longer
+    /// than until the next deadline).
     pub fn new() -> Self {
         let inner = Inner::new_on_heap();
         let theirs = inner.clone();
@@ -193,23 +197,28 @@ impl<const N: usize> StdContext<N> {
             .spawn(move || theirs.serve())
             .ok();
         if let Some(worker) = &worker {
-            // No request exists yet, so no work was deferred before the
-            // hook knows whom to unpark.
+            // No request exists yet, so no work was deferred and no deadline
+            // armed before the hooks know whom to unpark.
             inner.core.hooks().set_worker(worker.thread().clone());
         }
         StdContext { inner, worker }
     }
 
-    fn core(&self) -> Pin<&Context<'static, N, StdLocks, 2, Signal>> {
+    pub(crate) fn core(&self) -> Pin<&Context<'static, N, StdLocks, 2, Signal>> {
         // SAFETY: `core` is structurally pinned: `Inner` is only ever
         // reached through `Pin<Arc<_>>`, and nothing moves out of it.
         unsafe { self.inner.as_ref().map_unchecked(|inner| &inner.core) }
     }
 
+    /// The context's hooks: its completion signal and deadline clock.
+    pub(crate) fn signal(&self) -> &Signal {
+        self.inner.core.hooks()
+    }
+
     /// Submits a one-shot poll request for `events` (plus ERR and HUP,
-    /// always) on `source`; `user_data` comes back in its [`Completion`].
-    /// If the source is ready now the request completes at once (its
-    /// completion is queued like any other).
+    /// always) on `source`; `user_data` comes back in its [`Completion`],
+    /// with the handle returned here. If the source is ready now the request
+    /// completes at once (its completion is queued like any other).
     ///
     /// # Errors
     /// The core's [`SubmitError`]s, and a refused submit changes nothing:
@@ -228,27 +237,127 @@ impl<const N: usize> StdContext<N> {
         events: Events,
         user_data: u64,
     ) -> Result<Handle, SubmitError> {
-        let source = source.as_source();
-        let ticket = self.inner.tickets.lock().take(Ticket {
-            user_data,
-            _source: source.clone(),
-        });
-        // SAFETY: the ticket holds an `Arc` of the source (whose allocation
-        // holds its wait queues) until the request's completion has been
-        // reaped (`reap_into` gives the ticket back only after the core's
-        // `reap` returned it), or until the context is dropped (`core` is
-        // dropped before `tickets`). Dropping a queue closes it.
-        let submitted = unsafe { self.core().submit_unchecked(&*source, events, ticket) };
-        if submitted.is_err() {
-            // Refused: the core keeps nothing, no completion will follow.
-            self.inner.tickets.lock().give_back(ticket);
+        self.submit_kept(&source.as_source(), events, user_data, false)
+    }
+
+    /// Submits a multishot poll request (io_uring's
+    /// `IORING_POLL_ADD_MULTI`): it stays armed, and each readiness of the
+    /// source posts a completion with [`Completion::more`] set (readiness
+    /// that comes while the previous one is not reaped yet merges into it:
+    /// events OR'd, nothing lost). Its final completion, without `more`,
+    /// comes when it is cancelled or its source goes; only then does the
+    /// context let go of the source.
+    ///
+    /// # Errors
+    /// As [`submit`](Self::submit).
+    pub fn submit_multishot(
+        &self,
+        source: &impl AsSource,
+        events: Events,
+        user_data: u64,
+    ) -> Result<Handle, SubmitError> {
+        self.submit_kept(&source.as_source(), events, user_data, true)
+    }
+
+    /// Submits `requests` in order, like Linux's `io_submit(nr)`: stops at
+    /// the first one refused. `accepted` is given the handle of each request
+    /// accepted, in order. Returns how many were accepted (all of them).
+    ///
+    /// # Errors
+    /// [`BatchRefused`]: how many were accepted before the refused one, and
+    /// the [`SubmitError`] that refused it. Nothing of the refused request
+    /// remains, the requests after it are not submitted, and the accepted
+    /// ones stand.
+    pub fn submit_batch<'a>(
+        &self,
+        requests: impl IntoIterator<Item = Submission<'a>>,
+        mut accepted: impl FnMut(Handle),
+    ) -> Result<usize, BatchRefused> {
+        let mut count = 0;
+        for request in requests {
+            let source = request.source.as_source();
+            match self.submit_kept(&source, request.events, request.user_data, false) {
+                Ok(handle) => {
+                    count += 1;
+                    accepted(handle);
+                }
+                Err(error) => {
+                    return Err(BatchRefused {
+                        accepted: count,
+                        error,
+                    })
+                }
+            }
         }
-        submitted
+        Ok(count)
+    }
+
+    /// Submits through the core, which calls back under its lock so that
+    /// the source is kept before anybody can reap the request.
+    fn submit_kept(
+        &self,
+        source: &SharedSource,
+        events: Events,
+        user_data: u64,
+        multishot: bool,
+    ) -> Result<Handle, SubmitError> {
+        let kept = &self.inner.kept;
+        // SAFETY: `accepted` keeps an `Arc` of the source (whose allocation
+        // holds its wait queues) in the request's place of `kept`, before
+        // the request can be reaped; the place is emptied only by the
+        // `reap_with` callback of the request's final completion (so once
+        // the core has let go of the source), or when the context is
+        // dropped (`core` is dropped before `kept`). Dropping a queue closes
+        // it.
+        unsafe {
+            self.core().submit_unchecked_with(
+                &**source,
+                events,
+                user_data,
+                multishot,
+                // SAFETY: the core calls `accepted` under its context lock,
+                // with the handle of a request of this context.
+                |handle| kept.hold(handle, source.clone()),
+            )
+        }
+    }
+
+    /// [`submit`](Self::submit) with a deadline (io_uring's linked timeout):
+    /// if nothing asked for is ready by `deadline`, the request completes
+    /// with [`Outcome::TimedOut`](crate::Outcome::TimedOut), exactly once
+    /// against readiness, cancel and teardown (a wakeup that came first
+    /// wins). The context's thread expires it on time; a deadline already
+    /// past times the request out at once, unless its source is ready.
+    ///
+    /// # Errors
+    /// As [`submit`](Self::submit).
+    pub fn submit_with_deadline(
+        &self,
+        source: &impl AsSource,
+        events: Events,
+        user_data: u64,
+        deadline: Instant,
+    ) -> Result<Handle, SubmitError> {
+        let source = source.as_source();
+        let ticks = self.inner.core.hooks().ticks(deadline);
+        // SAFETY: the core keeps this reference until the request has been
+        // reaped or the context is dropped; until then an `Arc` of the
+        // source is alive: `source`, here, until `kept.park` takes it, which
+        // keeps it until the request's final completion has been reaped (or
+        // drops it if that happened already); `core` is dropped before
+        // `kept`.
+        let borrowed: &'static (dyn Source<Lock> + Send + Sync) = unsafe { &*Arc::as_ptr(&source) };
+        let handle = self
+            .core()
+            .submit_with_deadline(borrowed, events, user_data, ticks)?;
+        self.inner.kept.park(handle, source);
+        Ok(handle)
     }
 
     /// Cancels a pending request (Linux's `io_cancel`): `Ok(InProgress)`
     /// means its one completion, [`Outcome::Cancelled`](crate::Outcome::Cancelled),
-    /// is already queued.
+    /// is already queued. A wakeup that reached the request first wins,
+    /// even one that had to defer: then cancel finds nothing.
     ///
     /// # Errors
     /// [`CancelError::NotFound`]: the request already completed, was
@@ -257,10 +366,48 @@ impl<const N: usize> StdContext<N> {
         self.inner.core.cancel(handle)
     }
 
+    /// Cancels every pending request whose user data is `user_data`
+    /// (io_uring's `IORING_ASYNC_CANCEL_ALL` matched on user data). Returns
+    /// how many it cancelled; each completes once, with
+    /// [`Outcome::Cancelled`](crate::Outcome::Cancelled). A request whose
+    /// wakeup came first completes with that instead, and is not counted.
+    pub fn cancel_user_data(&self, user_data: u64) -> usize {
+        self.inner.core.cancel_user_data(user_data)
+    }
+
+    /// Cancels every pending request on `source` (io_uring's
+    /// `IORING_ASYNC_CANCEL_FD` with `_ALL`), awaited ones included (their
+    /// futures resolve with `Cancelled`). Returns how many it cancelled; a
+    /// request whose wakeup came first completes with that instead, and is
+    /// not counted.
+    pub fn cancel_source(&self, source: &impl AsSource) -> usize {
+        self.inner.core.cancel_source(&*source.as_source())
+    }
+
+    /// Changes the event mask and/or the user data of a pending request
+    /// (io_uring's poll update; `None` keeps what it was), atomically with
+    /// respect to its wakeups: a wakeup that came first wins (the update
+    /// then finds nothing), and readiness for the new mask that is there
+    /// already completes the request at once ([`Updated::Completed`]; a
+    /// multishot request posts it and keeps waiting).
+    ///
+    /// # Errors
+    /// [`UpdateError::UnknownEvents`] (nothing changed) and
+    /// [`UpdateError::NotFound`] (as for [`cancel`](Self::cancel)).
+    pub fn update(
+        &self,
+        handle: Handle,
+        events: Option<Events>,
+        user_data: Option<u64>,
+    ) -> Result<Updated, UpdateError> {
+        self.inner.core.update(handle, events, user_data)
+    }
+
     /// Waits for completions, like `io_getevents(min, max, timeout)`:
     /// returns once at least `min` completions have been taken (up to `max`),
     /// or when `timeout` has passed (`None`: no timeout; `Some(ZERO)`: never
-    /// block). The completions are in completion order.
+    /// block). The completions are in completion order, each with the user
+    /// data given at submit and its request's handle.
     ///
     /// A thread blocked here wakes as soon as another thread's wakeup
     /// completes a request or defers one (then this thread or the context's
@@ -282,7 +429,7 @@ impl<const N: usize> StdContext<N> {
             return Err(GetEventsError::MinAboveMax { min, max });
         }
         let mut out = Vec::new();
-        let mut chunk = [Completion::EMPTY; 16];
+        let mut chunk = [Completion::EMPTY; RELEASE_BATCH];
         self.wait_for(min, max, timeout, |space| {
             let take = space.min(chunk.len());
             let count = self.reap_into(&mut chunk[..take]);
@@ -329,7 +476,8 @@ impl<const N: usize> StdContext<N> {
     ) {
         // A timeout too far away to represent is no timeout.
         let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
-        let sleeper = self.inner.core.hooks().sleeper();
+        let signal = self.inner.core.hooks();
+        let sleeper = signal.sleeper();
         let mut count = 0;
         loop {
             let seen = sleeper.epoch();
@@ -347,7 +495,20 @@ impl<const N: usize> StdContext<N> {
             if timeout == Some(Duration::ZERO) || deadline.is_some_and(|d| Instant::now() >= d) {
                 return;
             }
-            sleeper.wait(seen, deadline);
+            // Without the context's thread, this thread expires requests
+            // (in `reap`): it wakes for the next deadline.
+            let wake_at = match self.worker {
+                Some(_) => deadline,
+                None => {
+                    let next = signal.next_deadline();
+                    let request = signal.instant(next).filter(|_| next != NO_DEADLINE);
+                    match (deadline, request) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    }
+                }
+            };
+            sleeper.wait(seen, wake_at);
         }
     }
 
@@ -358,26 +519,83 @@ impl<const N: usize> StdContext<N> {
     }
 
     fn reap_into(&self, out: &mut [Completion]) -> usize {
-        let count = self.inner.core.reap(out);
-        if count == 0 {
-            return 0;
-        }
-        let mut released = Vec::with_capacity(count);
-        {
-            let mut tickets = self.inner.tickets.lock();
-            for completion in &mut out[..count] {
-                // Every ticket the core returns was taken at submit and is
-                // given back exactly once, here.
-                if let Some(ticket) = tickets.give_back(completion.user_data) {
-                    completion.user_data = ticket.user_data;
-                    released.push(ticket);
+        self.inner.expire_due();
+        // Before reaping: a completion queued from here on is either reaped
+        // below or makes the descriptor readable again.
+        self.signal().drain_fd();
+        let mut total = 0;
+        for chunk in out.chunks_mut(RELEASE_BATCH) {
+            // The sources let go of by this chunk, dropped once the core's
+            // lock is released: dropping a source's last handle closes its
+            // queues.
+            let mut released: [Option<SharedSource>; RELEASE_BATCH] =
+                [const { None }; RELEASE_BATCH];
+            let mut next = 0;
+            let kept = &self.inner.kept;
+            let count = self.inner.core.reap_with(chunk, |completion| {
+                // SAFETY: the core calls this under its context lock, with a
+                // completion it reaped from this context.
+                let source = unsafe { kept.release(completion) };
+                // One completion per place: `chunk` has at most as many.
+                if let Some(place) = released.get_mut(next) {
+                    *place = source;
+                    next += 1;
                 }
+            });
+            drop(released);
+            total += count;
+            if count < chunk.len() {
+                return total;
             }
         }
-        // Sources are released outside the lock: dropping the last handle
-        // of one closes its queues.
-        drop(released);
-        count
+        // `out` is full: completions may still wait, which the drain above
+        // took the descriptor's readiness from.
+        if total > 0 && self.signal().has_completion_fd() && self.completions() > 0 {
+            self.signal().signal_fd();
+        }
+        total
+    }
+
+    /// A file descriptor that is readable while completions wait to be
+    /// reaped (Linux aio's `IOCB_FLAG_RESFD`), for an event loop to watch:
+    /// tokio's `AsyncFd`, mio, epoll, poll(2). Made on the first call (an
+    /// eventfd, closed with the context) and readable at once if
+    /// completions wait already.
+    ///
+    /// Every completion queued makes it readable, and every reap
+    /// ([`reap`](Self::reap), [`get_events`](Self::get_events)) drains it
+    /// before taking the completions (and makes it readable again if it
+    /// leaves some waiting), so no completion is left unseen: with an
+    /// edge-triggered loop, clear its readiness, then reap:
+    ///
+    /// ```no_run
+    /// # async fn serve(context: &aiopoll_std::StdContext<8>) -> std::io::Result<()> {
+    /// use tokio::io::{unix::AsyncFd, Interest};
+    /// let fd = context.completion_fd()?;
+    /// // SAFETY: a `BorrowedFd` stays open while it is borrowed, and the
+    /// // `AsyncFd` holding it cannot outlive the borrow.
+    /// let fd = unsafe { AsyncFd::register_with_interest(fd, Interest::READABLE)? };
+    /// loop {
+    ///     fd.readable().await?.clear_ready();
+    ///     for completion in context.get_events(0, 8, Some(std::time::Duration::ZERO)).expect("min <= max") {
+    ///         println!("{completion:?}");
+    ///     }
+    /// }
+    /// # }
+    /// ```
+    ///
+    /// Awaited requests ([`request`](Self::request)) never make it
+    /// readable: their futures are woken instead.
+    ///
+    /// # Errors
+    /// The OS refused the eventfd (out of descriptors or memory).
+    #[cfg(target_os = "linux")]
+    pub fn completion_fd(&self) -> std::io::Result<std::os::fd::BorrowedFd<'_>> {
+        let fd = self.signal().completion_fd()?;
+        if self.completions() > 0 {
+            self.signal().signal_fd();
+        }
+        Ok(fd)
     }
 
     /// How many completions wait to be reaped.
@@ -396,13 +614,38 @@ impl<const N: usize> StdContext<N> {
     }
 
     /// The bytes a context of `N` slots allocates when it is made (its
-    /// slots, wait entries and completion queue; what the sources and the
-    /// requests in flight hold comes on top).
-    pub const BYTES: usize = core::mem::size_of::<Inner<N>>();
+    /// slots, wait entries and completion queue, and the places where it
+    /// keeps each request's source; what the sources and the requests in
+    /// flight hold comes on top).
+    pub const BYTES: usize = core::mem::size_of::<Inner<N>>() + Kept::bytes(N);
 
     /// What the core has done so far.
     pub fn stats(&self) -> Stats {
         self.inner.core.stats()
+    }
+}
+
+/// Completions reaped per hold of the context lock, and so sources released
+/// per batch once the lock is released.
+const RELEASE_BATCH: usize = 16;
+
+/// One request of a [`StdContext::submit_batch`] (Linux's `iocb` for
+/// `IOCB_CMD_POLL`).
+pub struct Submission<'a> {
+    /// The source to poll.
+    pub source: &'a dyn AsSource,
+    /// The events asked for (ERR and HUP are always added).
+    pub events: Events,
+    /// Comes back in the request's [`Completion`].
+    pub user_data: u64,
+}
+
+impl core::fmt::Debug for Submission<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Submission")
+            .field("events", &self.events)
+            .field("user_data", &self.user_data)
+            .finish_non_exhaustive()
     }
 }
 

@@ -3,12 +3,20 @@
 //! ## The API at a glance
 //!
 //! - [`StdContext`], with [`submit`](StdContext::submit),
-//!   [`get_events`](StdContext::get_events), [`cancel`](StdContext::cancel).
+//!   [`get_events`](StdContext::get_events), [`cancel`](StdContext::cancel);
+//!   [`submit_batch`](StdContext::submit_batch),
+//!   [`submit_multishot`](StdContext::submit_multishot),
+//!   [`submit_with_deadline`](StdContext::submit_with_deadline),
+//!   [`update`](StdContext::update),
+//!   [`cancel_user_data`](StdContext::cancel_user_data),
+//!   [`cancel_source`](StdContext::cancel_source).
+//! - Async code: [`StdContext::request`] ([`StdRequest`]), and on Linux
+//!   [`StdContext::completion_fd`] for an event loop.
 //! - Sources: [`EventCounter`], [`pipe`] ([`PipeReader`], [`PipeWriter`]),
 //!   [`Timer`], [`Fd`] (Linux), and your own through [`AsSource`].
 //! - Locks: [`Lock`], [`StdLocks`], [`WaitQueue`].
 //! - Errors: [`SubmitError`], [`CancelError`], [`GetEventsError`],
-//!   [`SourceError`].
+//!   [`SourceError`], [`BatchRefused`], [`UpdateError`].
 //!
 //! ## The threads behind a context, and what each event costs
 //!
@@ -28,7 +36,11 @@
 //! - **`aiopoll-deferred`**, one per [`StdContext`]: parked until a wakeup
 //!   could not complete a request itself (the context's lock was taken, the
 //!   wakeup was unkeyed, a queue closed); then it re-polls those sources. Per
-//!   such event: an unpark (a futex wake), and a re-poll.
+//!   such event: an unpark (a futex wake), and a re-poll. It also sleeps
+//!   until the earliest request deadline
+//!   ([`submit_with_deadline`](StdContext::submit_with_deadline),
+//!   [`StdRequest::deadline`]) and expires the requests whose deadline
+//!   passed.
 //!
 //! Every source's `poll` runs at submit (for an [`Fd`], one `poll(2)`), so a
 //! request for readiness that is already there completes at once. A reaper
@@ -48,21 +60,25 @@ mod counter;
 mod error;
 #[cfg(target_os = "linux")]
 mod fd;
+mod kept;
 mod pipe;
+mod request;
 mod signal;
 mod timer;
 
-pub use context::{AsSource, SharedSource, StdContext};
+pub use context::{AsSource, SharedSource, StdContext, Submission};
 pub use counter::EventCounter;
 pub use error::{GetEventsError, SourceError};
 #[cfg(target_os = "linux")]
 pub use fd::Fd;
 pub use pipe::{pipe, pipe_with_capacity, PipeReader, PipeWriter, PIPE_BUF, PIPE_CAPACITY};
+pub use request::StdRequest;
 pub use timer::Timer;
 
 pub use aiopoll;
 pub use aiopoll::{
-    CancelError, Completion, Events, Handle, InProgress, Outcome, Stats, SubmitError,
+    BatchRefused, CancelError, Completion, Events, Handle, InProgress, Outcome, Stats, SubmitError,
+    UpdateError, Updated,
 };
 
 /// The lock of every std context and wait queue: `parking_lot`'s raw mutex,

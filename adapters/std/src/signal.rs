@@ -9,18 +9,26 @@
 //! lock is taken, so the hooks cannot deadlock with anything. Deferred work
 //! also unparks the context's worker thread (an atomic swap, and a futex
 //! wake when it sleeps): it neither blocks nor allocates.
+//!
+//! Deadlines: the hooks keep the earliest deadline armed (an atomic
+//! `fetch_min`) and unpark the worker when it moves earlier; the worker
+//! sleeps until it and then calls the core's `expire`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
+#[cfg(target_os = "linux")]
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+
 use aiopoll::Notify;
 use parking_lot::{Condvar, Mutex};
 
 /// Wakes threads blocked in `get_events` when a completion is queued or
-/// deferred work is pending.
-#[derive(Debug, Default)]
+/// deferred work is pending, and keeps the earliest request deadline for
+/// the context's thread.
+#[derive(Debug)]
 pub(crate) struct Signal {
     epoch: AtomicU64,
     /// Threads inside `get_events` that may sleep.
@@ -32,9 +40,150 @@ pub(crate) struct Signal {
     worker: OnceLock<Thread>,
     /// Tells the worker to exit.
     stopping: AtomicBool,
+    /// Tick 0 of the context's deadlines: a tick is a nanosecond after it.
+    clock_start: Instant,
+    /// The earliest deadline (in ticks) that `expire` must run by, as far as
+    /// the hooks were told; [`NO_DEADLINE`]: none.
+    next_deadline: AtomicU64,
+    /// The completion descriptor (an eventfd), once somebody asked for it.
+    #[cfg(target_os = "linux")]
+    completion_fd: OnceLock<OwnedFd>,
+    /// The completion descriptor was written since it was last drained: a
+    /// completion need not write it again.
+    #[cfg(target_os = "linux")]
+    fd_signalled: AtomicBool,
 }
 
+/// [`Signal::next_deadline`] when no request has a deadline.
+pub(crate) const NO_DEADLINE: u64 = u64::MAX;
+
 impl Signal {
+    /// Hooks with no worker yet, whose deadline clock starts now.
+    pub(crate) fn new() -> Self {
+        Signal {
+            epoch: AtomicU64::new(0),
+            sleepers: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            condvar: Condvar::new(),
+            worker: OnceLock::new(),
+            stopping: AtomicBool::new(false),
+            clock_start: Instant::now(),
+            next_deadline: AtomicU64::new(NO_DEADLINE),
+            #[cfg(target_os = "linux")]
+            completion_fd: OnceLock::new(),
+            #[cfg(target_os = "linux")]
+            fd_signalled: AtomicBool::new(false),
+        }
+    }
+
+    /// The completion descriptor, made on the first call: an eventfd that
+    /// [`Notify::completed`] makes readable and [`drain_fd`](Self::drain_fd)
+    /// empties.
+    #[cfg(target_os = "linux")]
+    pub(crate) fn completion_fd(&self) -> std::io::Result<BorrowedFd<'_>> {
+        if let Some(fd) = self.completion_fd.get() {
+            return Ok(fd.as_fd());
+        }
+        // SAFETY: eventfd(2) takes no pointers; the flags are valid.
+        let raw = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if raw < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a descriptor we just opened and own.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // If another thread set one first, ours is closed here.
+        let _ = self.completion_fd.set(fd);
+        let fd = self.completion_fd.get().map(|fd| fd.as_fd());
+        fd.ok_or_else(|| std::io::Error::other("the completion descriptor vanished"))
+    }
+
+    /// Whether somebody asked for the completion descriptor.
+    pub(crate) fn has_completion_fd(&self) -> bool {
+        #[cfg(target_os = "linux")]
+        return self.completion_fd.get().is_some();
+        #[cfg(not(target_os = "linux"))]
+        return false;
+    }
+
+    /// Makes the completion descriptor readable, if there is one and it is
+    /// not signalled already: one `write(2)` of a non-blocking eventfd,
+    /// which neither blocks nor allocates, as a hook must not.
+    pub(crate) fn signal_fd(&self) {
+        #[cfg(target_os = "linux")]
+        if let Some(fd) = self.completion_fd.get() {
+            if !self.fd_signalled.swap(true, Ordering::SeqCst) {
+                let one = 1u64.to_ne_bytes();
+                // SAFETY: `one` is 8 readable bytes, what an eventfd write
+                // takes; the descriptor is ours and open. It cannot fail
+                // but for a counter near its maximum, which writes of 1
+                // between drains never reach.
+                let _ = unsafe { libc::write(fd.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+            }
+        }
+    }
+
+    /// Empties the completion descriptor before a reap: whatever is queued
+    /// until the reap is reaped by it, and a completion queued later writes
+    /// the descriptor again (it finds `fd_signalled` clear), so none is
+    /// left without the descriptor readable. Reads even when the flag is
+    /// clear: a completion whose write came after an earlier drain's read
+    /// (and whose flag that drain then cleared) left the descriptor readable
+    /// for a completion reaped already, and a level-triggered event loop
+    /// would otherwise see it readable until the next completion.
+    pub(crate) fn drain_fd(&self) {
+        #[cfg(target_os = "linux")]
+        if let Some(fd) = self.completion_fd.get() {
+            let mut count = [0u8; 8];
+            // SAFETY: `count` is 8 writable bytes, what an eventfd read
+            // takes; the descriptor is ours and open. Non-blocking: an
+            // empty counter gives EAGAIN, which is fine.
+            let _ = unsafe { libc::read(fd.as_raw_fd(), count.as_mut_ptr().cast(), count.len()) };
+            // After the read: a completion whose write came before it was
+            // drained by it and is reaped next; one that finds the flag
+            // clear after this store writes again.
+            self.fd_signalled.store(false, Ordering::SeqCst);
+        }
+    }
+
+    /// `at` in the ticks of the context's deadlines (an instant before the
+    /// context was made is tick 0; one too far away to count is the last
+    /// tick, never reached).
+    pub(crate) fn ticks(&self, at: Instant) -> u64 {
+        let nanos = at.saturating_duration_since(self.clock_start).as_nanos();
+        u64::try_from(nanos).map_or(NO_DEADLINE - 1, |nanos| nanos.min(NO_DEADLINE - 1))
+    }
+
+    /// The instant of tick `ticks` (`None`: too far away to represent).
+    pub(crate) fn instant(&self, ticks: u64) -> Option<Instant> {
+        self.clock_start.checked_add(Duration::from_nanos(ticks))
+    }
+
+    /// The earliest deadline the hooks know of ([`NO_DEADLINE`]: none). It
+    /// may be one whose request has completed since: expiring then finds
+    /// nothing, and the next one is programmed.
+    pub(crate) fn next_deadline(&self) -> u64 {
+        self.next_deadline.load(Ordering::SeqCst)
+    }
+
+    /// Forgets the programmed deadline, before `expire` runs and the next one
+    /// is programmed from what the core still has.
+    pub(crate) fn clear_deadline(&self) {
+        self.next_deadline.store(NO_DEADLINE, Ordering::SeqCst);
+    }
+
+    /// Makes sure `expire` runs by `deadline`: if it is earlier than the one
+    /// programmed, wakes the worker (which sleeps until the earliest
+    /// deadline) or, without a worker, the reapers (which then sleep no
+    /// longer than until it).
+    pub(crate) fn program(&self, deadline: u64) {
+        if deadline < self.next_deadline.fetch_min(deadline, Ordering::SeqCst) {
+            match self.worker.get() {
+                Some(worker) => worker.unpark(),
+                None => self.bump(),
+            }
+        }
+    }
+
     /// Announces that the caller may sleep soon; returns a guard that
     /// retracts it.
     pub(crate) fn sleeper(&self) -> Sleeper<'_> {
@@ -166,13 +315,21 @@ impl Notify for Signal {
         // The worker runs the work at once; a reaper that is waiting wakes
         // too (whichever takes the context lock first runs it, the other
         // finds nothing left).
-        if let Some(worker) = self.worker.get() {
-            worker.unpark();
+        match self.worker.get() {
+            Some(worker) => worker.unpark(),
+            // Without the worker, a reap runs it: an event loop watching
+            // the completion descriptor must reap.
+            None => self.signal_fd(),
         }
         self.bump();
     }
 
     fn completed(&self) {
         self.bump();
+        self.signal_fd();
+    }
+
+    fn deadline_armed(&self, deadline: u64) {
+        self.program(deadline);
     }
 }

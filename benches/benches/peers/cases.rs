@@ -100,6 +100,9 @@ pub const CASES: &[Case] = &[
     case("contention", "aiopoll-std", 1, Kind::Threads),
     case("contention", "maitake-sync", 1, Kind::Threads),
     case("contention", "linux-aio", 1, Kind::Threads),
+    case("tokio-round-trip", "aiopoll-std", 1, Kind::Threads),
+    case("tokio-round-trip", "aiopoll-std-counter", 1, Kind::Threads),
+    case("tokio-round-trip", "tokio-notify", 1, Kind::Threads),
 ];
 
 impl Case {
@@ -128,6 +131,11 @@ impl Case {
             ("ping-pong", "linux-aio") => threads::ping_pong_aio(runner),
             ("contention", "aiopoll-std") => threads::contention_aiopoll(runner),
             ("contention", "maitake-sync") => threads::contention_maitake(runner),
+            ("tokio-round-trip", "aiopoll-std") => threads::tokio_round_trip_aiopoll(runner),
+            ("tokio-round-trip", "aiopoll-std-counter") => {
+                threads::tokio_round_trip_counter(runner)
+            }
+            ("tokio-round-trip", "tokio-notify") => threads::tokio_round_trip_notify(runner),
             #[cfg(target_os = "linux")]
             ("contention", "linux-aio") => threads::contention_aio(runner),
             #[cfg(target_os = "linux")]
@@ -178,6 +186,15 @@ impl Case {
             ("ping-pong", _) => "per round trip (two cross-thread wakeups)",
             ("contention", "aiopoll-std") => {
                 "one shared StdContext; submit+cancel+get_events on the measured thread"
+            }
+            ("tokio-round-trip", "aiopoll-std") => {
+                "StdContext::request on a flag source, awaited in a current-thread runtime per thread; per round trip"
+            }
+            ("tokio-round-trip", "aiopoll-std-counter") => {
+                "the same on EventCounters (they wake under the count's lock); per round trip"
+            }
+            ("tokio-round-trip", "tokio-notify") => {
+                "tokio::sync::Notify per direction, same runtimes; per round trip"
             }
             _ => "",
         }

@@ -1,13 +1,17 @@
-//! The cross-thread cases: ping-pong between two threads that block, and
-//! contention of two waking and two submitting/cancelling threads. The
+//! The cross-thread cases: ping-pong between two threads that block,
+//! contention of two waking and two submitting/cancelling threads, and a
+//! round trip between tasks of two tokio runtimes on two threads. The
 //! machines have 2 cores: the contention threads share them.
 
+use std::future::{poll_fn, Future};
+use std::pin::pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
+use std::task::Poll;
 use std::thread;
 
-use aiopoll::PollTable;
-use aiopoll_std::{Completion, EventCounter, Events, StdContext, WaitQueue};
+use aiopoll::{Outcome, PollTable};
+use aiopoll_std::{AsSource, Completion, EventCounter, Events, StdContext, WaitQueue};
 
 use crate::cases::Runner;
 
@@ -294,4 +298,150 @@ pub fn contention_aio<R: Runner>(runner: &mut R) -> Result<(), String> {
         .into_inner()
         .unwrap_or_else(|poison| poison.into_inner());
     failure.map_or(Ok(()), Err)
+}
+
+/// A current-thread tokio runtime without I/O or timer drivers: a task
+/// that waits parks its thread, and a wake from another thread unparks it.
+fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .map_err(|error| format!("tokio runtime: {error}"))
+}
+
+/// Polls `wait` once (so that it waits before the other side is told),
+/// calls `tell`, then awaits `wait`.
+async fn wait_then_tell<F: Future>(wait: F, tell: impl FnOnce()) -> F::Output {
+    let mut wait = pin!(wait);
+    let first = poll_fn(|cx| Poll::Ready(wait.as_mut().poll(cx))).await;
+    tell();
+    match first {
+        Poll::Ready(output) => output,
+        Poll::Pending => wait.await,
+    }
+}
+
+/// A signal for the tokio round trip: raised by one side, taken by the
+/// other; a keyed wakeup, no lock but the wait queue's (the smallest honest
+/// source, like the core cases' flag).
+struct Signal {
+    raised: AtomicBool,
+    queue: WaitQueue,
+}
+
+impl Signal {
+    fn new() -> Arc<Signal> {
+        Arc::new(Signal {
+            raised: AtomicBool::new(false),
+            queue: WaitQueue::new(),
+        })
+    }
+
+    fn raise(&self) {
+        self.raised.store(true, Ordering::Release);
+        self.queue.wake(Events::IN);
+    }
+
+    fn take(&self) -> bool {
+        self.raised.swap(false, Ordering::AcqRel)
+    }
+}
+
+impl aiopoll::Source<aiopoll_std::Lock> for Signal {
+    fn poll<'s>(&'s self, table: &mut PollTable<'_, 's, aiopoll_std::Lock>) -> Events {
+        table.wait(&self.queue);
+        if self.raised.load(Ordering::Acquire) {
+            Events::IN
+        } else {
+            Events::empty()
+        }
+    }
+}
+
+/// A tokio cross-thread round trip with aiopoll-std: on each side a task
+/// in a current-thread runtime of its own thread awaits a request on its
+/// signal (`StdContext::request`, one shared context); an iteration arms
+/// the near request, raises the far signal, and awaits the partner's
+/// raise back.
+pub fn tokio_round_trip_aiopoll<R: Runner>(runner: &mut R) -> Result<(), String> {
+    let (near, far) = (Signal::new(), Signal::new());
+    tokio_round_trip(
+        runner,
+        [&near, &far],
+        |signal| signal.raise(),
+        |signal| signal.take(),
+    )
+}
+
+/// The same with `EventCounter`s, which wake under the count's lock (as
+/// Linux wakes under the eventfd's): the woken side's read waits for the
+/// waking side to leave its write.
+pub fn tokio_round_trip_counter<R: Runner>(runner: &mut R) -> Result<(), String> {
+    let (near, far) = (EventCounter::new(), EventCounter::new());
+    tokio_round_trip(
+        runner,
+        [&near, &far],
+        |counter| assert!(counter.write(1).is_ok()),
+        |counter| counter.read() == Ok(1),
+    )
+}
+
+fn tokio_round_trip<R: Runner, S: AsSource + Sync>(
+    runner: &mut R,
+    [near, far]: [&S; 2],
+    raise: impl Fn(&S) + Sync,
+    take: impl Fn(&S) -> bool + Sync,
+) -> Result<(), String> {
+    let context = StdContext::<4>::new();
+    let stop = AtomicBool::new(false);
+    let (ours, theirs) = (runtime()?, runtime()?);
+    thread::scope(|scope| {
+        scope.spawn(|| {
+            theirs.block_on(async {
+                loop {
+                    let outcome = context.request(far, Events::IN).await;
+                    assert_eq!(outcome, Ok(Outcome::Ready(Events::IN)));
+                    assert!(take(far));
+                    if stop.load(Ordering::Acquire) {
+                        break;
+                    }
+                    raise(near);
+                }
+            });
+        });
+        runner.run(|| {
+            let request = context.request(near, Events::IN);
+            let outcome = ours.block_on(wait_then_tell(request, || raise(far)));
+            assert_eq!(outcome, Ok(Outcome::Ready(Events::IN)));
+            assert!(take(near));
+        });
+        stop.store(true, Ordering::Release);
+        raise(far);
+    });
+    Ok(())
+}
+
+/// The same round trip with `tokio::sync::Notify`, one per direction.
+pub fn tokio_round_trip_notify<R: Runner>(runner: &mut R) -> Result<(), String> {
+    let (near, far) = (tokio::sync::Notify::new(), tokio::sync::Notify::new());
+    let stop = AtomicBool::new(false);
+    let (ours, theirs) = (runtime()?, runtime()?);
+    thread::scope(|scope| {
+        scope.spawn(|| {
+            theirs.block_on(async {
+                loop {
+                    far.notified().await;
+                    if stop.load(Ordering::Acquire) {
+                        break;
+                    }
+                    near.notify_one();
+                }
+            });
+        });
+        runner.run(|| {
+            ours.block_on(wait_then_tell(near.notified(), || far.notify_one()));
+        });
+        stop.store(true, Ordering::Release);
+        far.notify_one();
+    });
+    Ok(())
 }
