@@ -31,7 +31,8 @@ pub mod wait_queue;
 
 pub use completion::{Completion, Handle, Outcome};
 pub use context::{
-    BatchRefused, Context, InProgress, Notify, Stats, Submission, UpdateError, Updated,
+    BatchRefused, Context, InProgress, Notify, RequestOptions, Stats, Submission, UpdateError,
+    Updated,
 };
 pub use error::{CancelError, SubmitError};
 pub use events::{Events, UnknownEvents};

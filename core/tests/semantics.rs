@@ -7,8 +7,8 @@ use std::pin::pin;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use aiopoll::{
-    CancelError, Completion, Context, Events, Notify, Outcome, PollTable, Source, SpinLock,
-    SubmitError,
+    CancelError, Completion, Context, Events, Notify, Outcome, PollTable, RequestOptions, Source,
+    SpinLock, SubmitError,
 };
 use support::{fail_next_try_locks, try_lock_failures_left, Device, FaultLock};
 
@@ -876,6 +876,48 @@ fn a_request_whose_deadline_passes_times_out_once() {
 }
 
 #[test]
+fn a_multishot_request_with_a_deadline_posts_readiness_until_it_times_out() {
+    let device = Device::new(1);
+    let context =
+        pin!(Context::<'_, 2, aiopoll::SpinLocks, 2, Deadlines>::with_hooks(Deadlines::default()));
+    let mut accepted = None;
+    // SAFETY: `device` outlives the context.
+    let handle = unsafe {
+        context.as_ref().submit_unchecked_with(
+            &device,
+            Events::IN,
+            5,
+            RequestOptions::ONE_SHOT.multishot().deadline(40),
+            |handle| accepted = Some(handle),
+        )
+    }
+    .unwrap();
+    assert_eq!(accepted, Some(handle));
+    assert_eq!(*context.hooks().0.lock().unwrap(), [40]);
+    device.raise(Events::IN);
+    assert_eq!(context.expire(39), 0);
+    device.raise(Events::IN);
+    // Two readiness events before the first reap merge into one posting;
+    // the deadline then ends the request, which is still armed.
+    assert_eq!(context.expire(40), 1);
+    let mut done = [Completion::EMPTY; 3];
+    let count = context.reap(&mut done);
+    assert_eq!(
+        done[..count]
+            .iter()
+            .map(|completion| (completion.outcome, completion.more))
+            .collect::<Vec<_>>(),
+        [
+            (Outcome::Ready(Events::IN), true),
+            (Outcome::TimedOut, false)
+        ]
+    );
+    assert_eq!(context.in_use(), 0);
+    assert!(device.queues[0].is_empty());
+    assert_eq!(context.next_deadline(), None);
+}
+
+#[test]
 fn a_wakeup_that_deferred_before_the_deadline_wins() {
     let device = Device::new(2);
     let context = pin!(Context::<'_, 4>::new());
@@ -994,7 +1036,11 @@ fn submit_unchecked_with_and_reap_with_let_an_adapter_keep_something_per_request
                 &device,
                 Events::IN,
                 user_data,
-                user_data == 2,
+                if user_data == 2 {
+                    RequestOptions::ONE_SHOT.multishot()
+                } else {
+                    RequestOptions::ONE_SHOT
+                },
                 |handle| {
                     kept[usize::from(handle.slot())] = Some(user_data);
                 },
@@ -1006,9 +1052,13 @@ fn submit_unchecked_with_and_reap_with_let_an_adapter_keep_something_per_request
     // A refused submit calls nothing.
     // SAFETY: `device` outlives the context.
     let refused = unsafe {
-        context
-            .as_ref()
-            .submit_unchecked_with(&device, Events::IN, 3, false, |_| panic!("refused"))
+        context.as_ref().submit_unchecked_with(
+            &device,
+            Events::IN,
+            3,
+            RequestOptions::ONE_SHOT,
+            |_| panic!("refused"),
+        )
     };
     assert_eq!(refused, Err(SubmitError::Busy));
     device.raise(Events::IN);

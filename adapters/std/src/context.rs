@@ -7,8 +7,8 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use aiopoll::{
-    BatchRefused, CancelError, Completion, Context, Events, Handle, InProgress, Source, Stats,
-    SubmitError, UpdateError, Updated,
+    BatchRefused, CancelError, Completion, Context, Events, Handle, InProgress, RequestOptions,
+    Source, Stats, SubmitError, UpdateError, Updated,
 };
 
 use crate::kept::Kept;
@@ -237,7 +237,12 @@ impl<const N: usize> StdContext<N> {
         events: Events,
         user_data: u64,
     ) -> Result<Handle, SubmitError> {
-        self.submit_kept(&source.as_source(), events, user_data, false)
+        self.submit_kept(
+            &source.as_source(),
+            events,
+            user_data,
+            RequestOptions::ONE_SHOT,
+        )
     }
 
     /// Submits a multishot poll request (io_uring's
@@ -256,7 +261,12 @@ impl<const N: usize> StdContext<N> {
         events: Events,
         user_data: u64,
     ) -> Result<Handle, SubmitError> {
-        self.submit_kept(&source.as_source(), events, user_data, true)
+        self.submit_kept(
+            &source.as_source(),
+            events,
+            user_data,
+            RequestOptions::ONE_SHOT.multishot(),
+        )
     }
 
     /// Submits `requests` in order, like Linux's `io_submit(nr)`: stops at
@@ -276,7 +286,12 @@ impl<const N: usize> StdContext<N> {
         let mut count = 0;
         for request in requests {
             let source = request.source.as_source();
-            match self.submit_kept(&source, request.events, request.user_data, false) {
+            match self.submit_kept(
+                &source,
+                request.events,
+                request.user_data,
+                RequestOptions::ONE_SHOT,
+            ) {
                 Ok(handle) => {
                     count += 1;
                     accepted(handle);
@@ -299,7 +314,7 @@ impl<const N: usize> StdContext<N> {
         source: &SharedSource,
         events: Events,
         user_data: u64,
-        multishot: bool,
+        options: RequestOptions,
     ) -> Result<Handle, SubmitError> {
         let kept = &self.inner.kept;
         // SAFETY: `accepted` keeps an `Arc` of the source (whose allocation
@@ -314,7 +329,7 @@ impl<const N: usize> StdContext<N> {
                 &**source,
                 events,
                 user_data,
-                multishot,
+                options,
                 // SAFETY: the core calls `accepted` under its context lock,
                 // with the handle of a request of this context.
                 |handle| kept.hold(handle, source.clone()),
@@ -338,20 +353,13 @@ impl<const N: usize> StdContext<N> {
         user_data: u64,
         deadline: Instant,
     ) -> Result<Handle, SubmitError> {
-        let source = source.as_source();
         let ticks = self.inner.core.hooks().ticks(deadline);
-        // SAFETY: the core keeps this reference until the request has been
-        // reaped or the context is dropped; until then an `Arc` of the
-        // source is alive: `source`, here, until `kept.park` takes it, which
-        // keeps it until the request's final completion has been reaped (or
-        // drops it if that happened already); `core` is dropped before
-        // `kept`.
-        let borrowed: &'static (dyn Source<Lock> + Send + Sync) = unsafe { &*Arc::as_ptr(&source) };
-        let handle = self
-            .core()
-            .submit_with_deadline(borrowed, events, user_data, ticks)?;
-        self.inner.kept.park(handle, source);
-        Ok(handle)
+        self.submit_kept(
+            &source.as_source(),
+            events,
+            user_data,
+            RequestOptions::ONE_SHOT.deadline(ticks),
+        )
     }
 
     /// Cancels a pending request (Linux's `io_cancel`): `Ok(InProgress)`

@@ -68,6 +68,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                     user_data: 0,
                     delivery: Delivery::Awaited,
                     multishot: false,
+                    deadline: (deadline != NO_DEADLINE).then_some(deadline),
                 },
                 &mut task,
             );
@@ -95,18 +96,10 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                         Ok(Submitted {
                             handle,
                             completed: false,
-                        }) => {
-                            if deadline != NO_DEADLINE {
-                                this.with_state(&locked, |state| {
-                                    state.slots[usize::from(handle.slot)].deadline = deadline;
-                                });
-                                this.hooks.deadline_armed(deadline);
-                            }
-                            Ok(Awaiting::Pending {
-                                slot: handle.slot,
-                                generation: handle.generation,
-                            })
-                        }
+                        }) => Ok(Awaiting::Pending {
+                            slot: handle.slot,
+                            generation: handle.generation,
+                        }),
                         Ok(Submitted {
                             handle,
                             completed: true,

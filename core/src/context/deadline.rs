@@ -22,30 +22,17 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         user_data: u64,
         deadline: u64,
     ) -> Result<Handle, SubmitError> {
-        let this = self.get_ref();
-        let events = checked_events(events)?;
-        let locked = Locked::lock(&this.lock);
-        let submitted = this.submit_locked(
-            &locked,
-            NewRequest {
+        // SAFETY: `source` and every queue it registers on are borrowed for
+        // `'s`, which outlives this context.
+        unsafe {
+            self.submit_unchecked_with(
                 source,
                 events,
                 user_data,
-                delivery: Delivery::Queue,
-                multishot: false,
-            },
-            &mut None,
-        )?;
-        if !submitted.completed {
-            // Armed: give it its deadline before anybody else sees the slot
-            // (we still hold the lock).
-            let deadline = deadline.min(NO_DEADLINE - 1);
-            this.with_state(&locked, |state| {
-                state.slots[usize::from(submitted.handle.slot)].deadline = deadline;
-            });
-            this.hooks.deadline_armed(deadline);
+                RequestOptions::ONE_SHOT.deadline(deadline),
+                |_| {},
+            )
         }
-        Ok(submitted.handle)
     }
 
     /// Completes with [`Outcome::TimedOut`] every pending request whose

@@ -203,7 +203,7 @@ pub(crate) use slot_waiters::SlotWaiter;
 use slot_waiters::WaiterList;
 use slots::{Delivery, Phase, Slot, State, NO_DEADLINE};
 use submit::{checked_events, NewRequest, Submitted};
-pub use submit::{BatchRefused, Submission};
+pub use submit::{BatchRefused, RequestOptions, Submission};
 pub use update::{UpdateError, Updated};
 
 /// Wake word bit: a wakeup handed this request to deferred work.

@@ -47,6 +47,41 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         events: Events,
         user_data: u64,
     ) -> Result<Handle, SubmitError> {
+        // SAFETY: the caller's contract is this function's.
+        unsafe {
+            self.submit_unchecked_with(source, events, user_data, RequestOptions::ONE_SHOT, |_| {})
+        }
+    }
+
+    /// [`submit_unchecked`](Self::submit_unchecked) with `options` (a
+    /// multishot request, a deadline), that calls `accepted` with the
+    /// request's handle while the context lock is still held, before any
+    /// reaper can see the request: for an adapter that keeps something per
+    /// request (the source it keeps alive) and lets go of it in
+    /// [`reap_with`](Self::reap_with). A refused submit does not call it.
+    /// `accepted` must not call into this context (it would deadlock) and
+    /// should not block.
+    ///
+    /// Every other way of submitting a queued request is this one: the safe
+    /// [`submit`](Self::submit), [`submit_multishot`](Self::submit_multishot)
+    /// and [`submit_with_deadline`](Self::submit_with_deadline) borrow the
+    /// source for the context's lifetime instead.
+    ///
+    /// # Safety
+    /// As [`submit_unchecked`](Self::submit_unchecked): until the request's
+    /// final completion (for a multishot request, the one without `more`)
+    /// has been reaped, or the context has been dropped.
+    ///
+    /// # Errors
+    /// As [`submit`](Self::submit).
+    pub unsafe fn submit_unchecked_with(
+        self: Pin<&Self>,
+        source: &dyn Source<L::Queue>,
+        events: Events,
+        user_data: u64,
+        options: RequestOptions,
+        accepted: impl FnOnce(Handle),
+    ) -> Result<Handle, SubmitError> {
         let this = self.get_ref();
         let events = checked_events(events)?;
         // SAFETY: the caller promises `source` outlives its request; the slot
@@ -60,48 +95,8 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                 events,
                 user_data,
                 delivery: Delivery::Queue,
-                multishot: false,
-            },
-            &mut None,
-        )?;
-        Ok(submitted.handle)
-    }
-
-    /// [`submit_unchecked`](Self::submit_unchecked) (or, with `multishot`,
-    /// [`submit_multishot_unchecked`](Self::submit_multishot_unchecked))
-    /// that calls `accepted` with the request's handle while the context
-    /// lock is still held, before any reaper can see the request: for an
-    /// adapter that keeps something per request (the source it keeps
-    /// alive) and lets go of it in [`reap_with`](Self::reap_with). A
-    /// refused submit does not call it. `accepted` must not call into this
-    /// context (it would deadlock) and should not block.
-    ///
-    /// # Safety
-    /// As [`submit_unchecked`](Self::submit_unchecked).
-    ///
-    /// # Errors
-    /// As [`submit`](Self::submit).
-    pub unsafe fn submit_unchecked_with(
-        self: Pin<&Self>,
-        source: &dyn Source<L::Queue>,
-        events: Events,
-        user_data: u64,
-        multishot: bool,
-        accepted: impl FnOnce(Handle),
-    ) -> Result<Handle, SubmitError> {
-        let this = self.get_ref();
-        let events = checked_events(events)?;
-        // SAFETY: the caller promises `source` outlives its request.
-        let source: &'s dyn Source<L::Queue> = unsafe { core::mem::transmute(source) };
-        let locked = Locked::lock(&this.lock);
-        let submitted = this.submit_locked(
-            &locked,
-            NewRequest {
-                source,
-                events,
-                user_data,
-                delivery: Delivery::Queue,
-                multishot,
+                multishot: options.multishot,
+                deadline: options.deadline,
             },
             &mut None,
         )?;
@@ -144,23 +139,16 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         events: Events,
         user_data: u64,
     ) -> Result<Handle, SubmitError> {
-        let this = self.get_ref();
-        let events = checked_events(events)?;
-        // SAFETY: the caller promises `source` outlives its request.
-        let source: &'s dyn Source<L::Queue> = unsafe { core::mem::transmute(source) };
-        let locked = Locked::lock(&this.lock);
-        let submitted = this.submit_locked(
-            &locked,
-            NewRequest {
+        // SAFETY: the caller's contract is this function's.
+        unsafe {
+            self.submit_unchecked_with(
                 source,
                 events,
                 user_data,
-                delivery: Delivery::Queue,
-                multishot: true,
-            },
-            &mut None,
-        )?;
-        Ok(submitted.handle)
+                RequestOptions::ONE_SHOT.multishot(),
+                |_| {},
+            )
+        }
     }
 
     /// T1 to T4 under the context lock, for a request whose completion goes
@@ -174,12 +162,16 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         waker: &mut Option<Waker>,
     ) -> Result<Submitted, SubmitError> {
         let this = self;
+        let deadline = request
+            .deadline
+            .map_or(NO_DEADLINE, |at| at.min(NO_DEADLINE - 1));
         let NewRequest {
             source,
             events,
             user_data,
             delivery,
             multishot,
+            deadline: _,
         } = request;
         // T1 submit: Free → Polling.
         let slot = this
@@ -275,6 +267,9 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                     transition!("T2 submit arms", slot);
                     let record = &mut state.slots[slot];
                     record.phase = Phase::Armed;
+                    // Its deadline is set before anybody else can see the
+                    // slot (we hold the lock).
+                    record.deadline = deadline;
                     if delivery == Delivery::Awaited {
                         // No lock-free reader yet: wakeups during `poll`
                         // could only defer, and deferred work needs the
@@ -291,6 +286,11 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                 },
                 completed: outcome.is_some(),
             })
+        })
+        .inspect(|submitted| {
+            if !submitted.completed && deadline != NO_DEADLINE {
+                this.hooks.deadline_armed(deadline);
+            }
         })
     }
 
@@ -457,6 +457,58 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
     }
 }
 
+/// How a queued request is armed beyond its source, events and user data
+/// (io_uring's poll flags and linked timeout), for
+/// [`Context::submit_unchecked_with`].
+///
+/// ```
+/// use aiopoll::RequestOptions;
+///
+/// let options = RequestOptions::ONE_SHOT.multishot().deadline(1_000);
+/// assert!(options.multishot);
+/// assert_eq!(options.deadline, Some(1_000));
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct RequestOptions {
+    /// Stays armed after each readiness, posting one completion per
+    /// readiness (see [`Context::submit_multishot`]).
+    pub multishot: bool,
+    /// Completes with [`Outcome::TimedOut`] if still pending at this time,
+    /// in the ticks of the adapter's clock (see
+    /// [`Context::submit_with_deadline`]); `None`: never. A multishot
+    /// request with a deadline posts its readiness until then, and its
+    /// final completion is `TimedOut`.
+    pub deadline: Option<u64>,
+}
+
+impl RequestOptions {
+    /// A one-shot request without a deadline, what
+    /// [`Context::submit`] submits.
+    pub const ONE_SHOT: Self = RequestOptions {
+        multishot: false,
+        deadline: None,
+    };
+
+    /// These options, multishot.
+    #[must_use]
+    pub const fn multishot(self) -> Self {
+        RequestOptions {
+            multishot: true,
+            ..self
+        }
+    }
+
+    /// These options, with a deadline in the ticks of the adapter's clock.
+    #[must_use]
+    pub const fn deadline(self, deadline: u64) -> Self {
+        RequestOptions {
+            deadline: Some(deadline),
+            ..self
+        }
+    }
+}
+
 /// One request of a [`Context::submit_batch`] (Linux's `iocb` for
 /// `IOCB_CMD_POLL`).
 pub struct Submission<'s, Q: lock_api::RawMutex = crate::SpinLock> {
@@ -507,6 +559,8 @@ pub(super) struct NewRequest<'s, Q: lock_api::RawMutex> {
     pub(super) user_data: u64,
     pub(super) delivery: Delivery,
     pub(super) multishot: bool,
+    /// In the adapter's ticks; `None`: no deadline.
+    pub(super) deadline: Option<u64>,
 }
 
 /// What [`Context::submit_locked`] accepted.
