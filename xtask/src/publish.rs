@@ -11,6 +11,8 @@
 //!   docs.rs does: nightly, every target it names, its features and its
 //!   rustdoc arguments, warnings denied.
 
+use std::path::PathBuf;
+
 use crate::shell::{cargo, cargo_toolchain, output, root, step};
 
 /// The crates that build for Cortex-M as well as for the host.
@@ -114,15 +116,63 @@ fn docs_targets(krate: &Crate) -> Vec<String> {
 /// `--allow-dirty` so that the check runs on the tree as it is, before a
 /// commit; the files packaged are those git knows of.
 pub fn package() -> Result<(), String> {
+    let crates = crates()?;
+    forget_unpacked(&crates)?;
     let mut package = cargo();
     package.args(["package", "--allow-dirty"]);
-    for krate in crates()? {
+    for krate in &crates {
         package.args(["-p", &krate.name]);
     }
     step(
         "cargo package: every publishable crate, with its verification build",
         &mut package,
     )
+}
+
+/// Removes what an earlier `cargo package` of this workspace unpacked of
+/// its own crates. The verification build takes the crates from a temporary
+/// local registry, which cargo unpacks under
+/// `$CARGO_HOME/registry/src/-<hash of the registry's path>/`, and cargo
+/// reuses a crate unpacked there before (same name, same version) without
+/// comparing it with the new package: a second run from the same checkout
+/// would verify against the sources of the first. Only registries without
+/// a name (local ones: crates.io's is `index.crates.io-...`) are touched,
+/// and in them only this workspace's publishable crates.
+fn forget_unpacked(crates: &[Crate]) -> Result<(), String> {
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".cargo")));
+    let Some(sources) = home.map(|home| home.join("registry/src")) else {
+        return Ok(());
+    };
+    let Ok(registries) = std::fs::read_dir(&sources) else {
+        return Ok(()); // nothing unpacked yet
+    };
+    for registry in registries.flatten() {
+        if !registry.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        let Ok(unpacked) = std::fs::read_dir(registry.path()) else {
+            continue;
+        };
+        for entry in unpacked.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let ours = crates.iter().any(|krate| {
+                name.strip_prefix(&krate.name)
+                    .and_then(|rest| rest.strip_prefix('-'))
+                    .is_some_and(|version| version.starts_with(|c: char| c.is_ascii_digit()))
+            });
+            if ours {
+                std::fs::remove_dir_all(entry.path()).map_err(|error| {
+                    format!(
+                        "could not remove `{}`, which an earlier `cargo package` unpacked: {error}",
+                        entry.path().display()
+                    )
+                })?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Builds the publishable crates, every feature, with the toolchain of the
