@@ -60,6 +60,8 @@ mod counter;
 mod error;
 #[cfg(target_os = "linux")]
 mod fd;
+#[cfg(target_os = "linux")]
+mod handoff;
 mod kept;
 mod pipe;
 mod request;
