@@ -666,8 +666,13 @@ impl Driver {
                 Look::Drive => loop {
                     self.drive(-1);
                     let mut shared = self.shared.lock();
-                    if let Some(hand_off) = shared.role.thread_round(&mut last) {
+                    let urgent = shared.urgent();
+                    if let Some(hand_off) = shared.role.thread_round(&mut last, urgent) {
                         self.settle(shared, hand_off);
+                        // Watching: a reaper takes the role, or it stays
+                        // vacant for the tick and the thread takes it again
+                        // (at once if called).
+                        std::thread::park_timeout(TICK);
                         break;
                     }
                     drop(shared);

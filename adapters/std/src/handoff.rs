@@ -265,11 +265,19 @@ impl<B: Clone> Role<B> {
         }
     }
 
-    /// The poller thread collected one round of edges. If a reaper follows,
-    /// the thread gives the role to it (and watches): the reaper collects
-    /// the next edges itself. Otherwise it keeps the role.
-    pub(crate) fn thread_round(&mut self, last: &mut Option<u64>) -> Option<HandOff<B>> {
-        if self.followers.is_empty() {
+    /// The poller thread collected one round of edges. It keeps the role
+    /// only while `urgent` and no reaper follows: a follower gets the role
+    /// (it collects the next edges itself), and without urgency the role
+    /// goes vacant for the reapers to take when they run out of work (the
+    /// thread watches, and collects again if it stays vacant for a tick).
+    /// So while reapers are busy, the thread runs about one round per tick,
+    /// not one per edge.
+    pub(crate) fn thread_round(
+        &mut self,
+        last: &mut Option<u64>,
+        urgent: bool,
+    ) -> Option<HandOff<B>> {
+        if self.followers.is_empty() && urgent {
             return None;
         }
         self.holder = Holder::Vacant;

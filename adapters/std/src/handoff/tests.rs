@@ -374,13 +374,14 @@ impl State {
                 }
                 None => Thread::Round,
             },
-            Thread::Round => match s.role.thread_round(&mut s.last) {
+            Thread::Round => match s.role.thread_round(&mut s.last, urgent) {
                 Some(hand_off) => Thread::Settle(hand_off),
                 None => Thread::Epoll,
             },
             Thread::Settle(hand_off) => {
+                // Then it watches: it looks again at a tick, or when called.
                 s.settle(&hand_off, faults);
-                Thread::Look
+                Thread::Watching
             }
         };
         next.push(s);
@@ -578,12 +579,13 @@ fn a_vacant_role_is_taken_by_the_watching_thread_after_a_whole_tick() {
     let mut last = None;
     // Started: takes the vacant role at once.
     assert_eq!(role.thread_look(&mut last, false), Look::Drive);
-    assert_eq!(role.thread_round(&mut last), None);
+    // While urgent with no follower, it keeps the role.
+    assert_eq!(role.thread_round(&mut last, true), None);
     // A reaper follows; the thread gives it the role after its round.
     let Arrival::Follow(id) = role.arrive(7) else {
         panic!("the thread holds the role")
     };
-    assert_eq!(role.thread_round(&mut last), Some(HandOff::Ring(7)));
+    assert_eq!(role.thread_round(&mut last, true), Some(HandOff::Ring(7)));
     assert!(role.leave(id));
     assert_eq!(role.arrive(7), Arrival::Lead);
     // Held for a whole tick: the thread parks, and the release calls it.
@@ -594,4 +596,7 @@ fn a_vacant_role_is_taken_by_the_watching_thread_after_a_whole_tick() {
     // has stayed vacant for a whole tick.
     assert_eq!(role.thread_look(&mut last, false), Look::Watch);
     assert_eq!(role.thread_look(&mut last, false), Look::Drive);
+    // Without urgency, one round, and the role is vacant again.
+    assert_eq!(role.thread_round(&mut last, false), Some(HandOff::None));
+    assert_eq!(role.holder(), super::Holder::Vacant);
 }
