@@ -425,6 +425,14 @@ impl<const N: usize> StdContext<N> {
     /// for up to 20 µs (never past the timeout): one from another thread
     /// usually lands sooner than a sleeping thread could be woken.
     ///
+    /// On Linux, once an [`Fd`](crate::Fd) exists, a thread that finds
+    /// nothing waits in the OS poller (`epoll_wait`) if no other thread
+    /// does, like `io_getevents` sleeping in the kernel: it collects the
+    /// descriptors' readiness edges and completes their requests itself, and
+    /// any other completion of this context ends its wait. The others sleep
+    /// as above until it leaves; see [`Fd`](crate::Fd). While a thread
+    /// waits in the poller, its timeout is rounded up to whole milliseconds.
+    ///
     /// # Errors
     /// [`GetEventsError::MinAboveMax`] when `min > max`.
     pub fn get_events(

@@ -71,55 +71,72 @@ fn events_of(mask: u32) -> Events {
 /// `WouldBlock` before submitting again.
 ///
 /// The second comes from epoll: every `Fd` is registered, edge-triggered and
-/// for every poll event, with one epoll instance that one thread (the
-/// *poller thread*, `aiopoll-fd`, one for all `Fd`s of the program) waits
-/// on. The registration lasts as long as the `Fd`, so no change is missed
-/// between a request's readiness check and its wait: the request is on the
-/// queue before the check, and any later change raises an edge. For each
-/// edge epoll reports the descriptor's readiness, and the poller thread
-/// wakes the queue *keyed* with that mask: a request whose events are in it
-/// completes inline, at once, with them, as a Linux aio request completes
-/// inside the write that made it ready. (Only when the wakeup finds the
-/// context's lock taken does the request go to deferred work, which the
-/// context's own thread runs at once: it re-polls then.)
+/// for every poll event, with one epoll instance for the whole program, for
+/// as long as the `Fd` lives. So no change is missed between a request's
+/// readiness check and its wait: the request is on the queue before the
+/// check, and any later change raises an edge. For each edge epoll reports
+/// the descriptor's readiness, and whoever collects the edge wakes the queue
+/// *keyed* with that mask: a request whose events are in it completes
+/// inline, at once, with them, as a Linux aio request completes inside the
+/// write that made it ready. (Only when the wakeup finds the context's lock
+/// taken does the request go to deferred work, which the context's own
+/// thread runs at once: it re-polls then.)
+///
+/// # Who collects the edges
+///
+/// A thread blocked in [`get_events`](crate::StdContext::get_events) that
+/// finds nothing to reap waits in `epoll_wait` itself, the way Linux's
+/// `io_getevents` sleeps in the kernel, and runs the wakeups of the edges
+/// it collects: the request completes on the thread that then reaps it.
+/// One thread waits in epoll at a time; other reapers sleep until a
+/// completion of their context comes or the one in epoll leaves (then one
+/// of them takes its place). A completion that is not an `Fd`'s (an
+/// [`EventCounter`](crate::EventCounter), a [`Timer`](crate::Timer), ...)
+/// ends the wait of a reaper of its context that sits in epoll.
+///
+/// When no reaper waits, the poller thread (`aiopoll-fd`, one for all `Fd`s
+/// of the program) collects the edges: at once while an awaited request
+/// ([`StdContext::request`](crate::StdContext::request)) or a
+/// [`completion_fd`](crate::StdContext::completion_fd) waits, otherwise
+/// within about two milliseconds (it looks once per millisecond whether
+/// anybody does). A [`reap`](crate::StdContext::reap) that would return
+/// nothing collects what epoll has first, without blocking.
 ///
 /// # What an event costs
 ///
-/// Per request: one `poll(2)` at submit. Per readiness change: the poller
-/// thread's share of one `epoll_wait` (up to 64 edges each), one keyed
-/// wakeup (the queue's lock, the context's try-lock, the completion), and,
-/// if a reaper sleeps in [`get_events`](crate::StdContext::get_events), a
-/// futex wake for it. The hand-off between the poller thread and the
-/// reapers is what a server pays over a single-threaded epoll loop:
-/// BENCHMARKS.md has the CPU time per echoed line of each thread in the
-/// `echo_server` example, beside tokio and mio servers.
+/// Per request: one `poll(2)` at submit. Per readiness change: a share of
+/// one `epoll_wait` (up to 64 edges each) on a reaping thread, and one keyed
+/// wakeup (the queue's lock, the context's try-lock, the completion). A
+/// reaper waiting in epoll is woken by the kernel; other reapers of the
+/// context by a futex wake when the completions are more than the first
+/// takes. BENCHMARKS.md has the CPU time per echoed line of each thread in
+/// the `echo_server` example, beside tokio and mio servers.
 ///
 /// # When requests complete
 ///
-/// A request completes when the poller thread collects the descriptor's
-/// edge from epoll and wakes the request with the readiness epoll reported:
-/// inline, a few microseconds after the change, whether or not anybody is
-/// reaping. Readiness that comes and goes (data written, then read back)
-/// completes a request if the poller thread collected the edge before it
-/// went, which it does as soon as it runs.
+/// A request completes when its descriptor's edge is collected and woken
+/// with the readiness epoll reported: inline, as soon as a reaper waits or
+/// the poller thread looks (see above). Readiness that comes and goes (data
+/// written, then read back) completes a request if the edge was collected
+/// before it went.
 ///
 /// That is the one difference from Linux aio, where the operation that
 /// makes a descriptor ready completes its requests before it returns. Here
-/// the operation returns first, so an operation issued microseconds after
-/// it may overtake the poller thread:
+/// the operation returns first, so an operation issued right after it may
+/// overtake the collection of the edge:
 ///
 /// - a [`cancel`](crate::StdContext::cancel) right after a write can still
 ///   find the request pending and report it cancelled, where Linux reports
 ///   it completed;
-/// - a read right after a write can consume the data before the poller
-///   thread sees it, and the request then waits for the next change;
-/// - a request submitted while the poller thread delivers an edge can
-///   complete with that edge's readiness even if a racing read has just
-///   consumed it (as with any readiness, the read then says `WouldBlock`).
+/// - a read right after a write can consume the data before the edge is
+///   collected, and the request then waits for the next change;
+/// - a request submitted while an edge is being delivered can complete
+///   with that edge's readiness even if a racing read has just consumed it
+///   (as with any readiness, the read then says `WouldBlock`).
 ///
 /// Call [`catch_up`](Self::catch_up) after the operation to order them as
-/// Linux does: it waits for the poller thread to deliver everything that
-/// happened before the call.
+/// Linux does: it waits until everything that happened before the call was
+/// delivered (collecting it itself if nobody waits in epoll).
 pub struct Fd<T: AsFd> {
     shared: Arc<FdShared>,
     io: T,
@@ -133,8 +150,9 @@ struct FdShared {
 }
 
 impl<T: AsFd> Fd<T> {
-    /// Takes `io` and registers its descriptor with the poller thread
-    /// (started on first use; it exits when no `Fd` is left).
+    /// Takes `io` and registers its descriptor with the OS poller (the
+    /// program's epoll instance, whose poller thread is started on first use
+    /// and exits when no `Fd` is left).
     ///
     /// # Errors
     /// The OS poller (epoll) could not be created, could not register the
@@ -164,10 +182,10 @@ impl<T: AsFd> Fd<T> {
         self.shared.poll(&mut PollTable::readiness_only())
     }
 
-    /// Waits until the poller thread has delivered every readiness change of
-    /// this descriptor (and of every other `Fd`) that happened before the
-    /// call: the requests those changes made ready have completed, as they
-    /// would have in Linux before the I/O operation returned.
+    /// Waits until every readiness change of this descriptor (and of every
+    /// other `Fd`) that happened before the call has been delivered: the
+    /// requests those changes made ready have completed, as they would have
+    /// in Linux before the I/O operation returned.
     ///
     /// Call it between an operation and what must see its effect, e.g. a
     /// write and a cancel that must find the request completed, or a write
@@ -176,9 +194,10 @@ impl<T: AsFd> Fd<T> {
     /// which the context's thread runs at once and which a cancel runs
     /// first, so the cancel still finds the request completed.)
     ///
-    /// Blocks for one round of the poller thread, a few microseconds when the
-    /// machine is idle. Returns at once if the poller thread has stopped
-    /// because the OS poller failed (nothing would be delivered then).
+    /// Collects the edges itself if nobody waits in epoll, else has the
+    /// thread that does collect once more: a few microseconds when the
+    /// machine is idle. Returns at once if the OS poller has failed
+    /// (nothing would be delivered then).
     pub fn catch_up(&self) {
         if let Ok(driver) = driver() {
             driver.catch_up();

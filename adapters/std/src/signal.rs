@@ -1,14 +1,18 @@
 //! [`Signal`]: the context's [`Notify`] hooks, how reapers block on them,
 //! and how they wake the context's deferred-work thread.
 //!
-//! An *epoch* counts notifications. A reaper reads the epoch, reaps, and if
-//! it still needs completions, sleeps until the epoch moves. The hooks run
+//! An *epoch* counts notifications, on the context's [`Bell`]. A reaper
+//! reads the epoch, reaps, and if it still needs completions, sleeps until
+//! the epoch moves: on the bell's condition variable, or (Linux, once an
+//! `Fd` exists) in the OS poller, with the bell's `in_poller` flag raised so
+//! that a notification ends that wait too (see `handoff.rs`). The hooks run
 //! with aiopoll locks held (maybe inside a wakeup), so they only bump the
 //! epoch and, when a reaper is asleep, take a leaf mutex for an instant to
-//! notify the condition variable. That mutex is never held while an aiopoll
-//! lock is taken, so the hooks cannot deadlock with anything. Deferred work
-//! also unparks the context's worker thread (an atomic swap, and a futex
-//! wake when it sleeps): it neither blocks nor allocates.
+//! notify the condition variable, or write the poller's eventfd. That mutex
+//! is never held while an aiopoll lock is taken, so the hooks cannot
+//! deadlock with anything. Deferred work also unparks the context's worker
+//! thread (an atomic swap, and a futex wake when it sleeps): it neither
+//! blocks nor allocates.
 //!
 //! Deadlines: the hooks keep the earliest deadline armed (an atomic
 //! `fetch_min`) and unpark the worker when it moves earlier; the worker
