@@ -425,6 +425,14 @@ impl<const N: usize> StdContext<N> {
     /// for up to 20 µs (never past the timeout): one from another thread
     /// usually lands sooner than a sleeping thread could be woken.
     ///
+    /// On Linux, once an [`Fd`](crate::Fd) exists, a thread that finds
+    /// nothing waits in the OS poller (`epoll_wait`) if no other thread
+    /// does, like `io_getevents` sleeping in the kernel: it collects the
+    /// descriptors' readiness edges and completes their requests itself, and
+    /// any other completion of this context ends its wait. The others sleep
+    /// as above until it leaves; see [`Fd`](crate::Fd). While a thread
+    /// waits in the poller, its timeout is rounded up to whole milliseconds.
+    ///
     /// # Errors
     /// [`GetEventsError::MinAboveMax`] when `min > max`.
     pub fn get_events(
@@ -487,6 +495,11 @@ impl<const N: usize> StdContext<N> {
         let signal = self.inner.core.hooks();
         let sleeper = signal.sleeper();
         let mut count = 0;
+        // Linux, with an `Fd` made: this thread was rung to take the OS
+        // poller, and must take it or pass it on before it returns.
+        let mut obliged = false;
+        // It collected what the OS poller had, once, before returning empty.
+        let mut drove = false;
         loop {
             let seen = sleeper.epoch();
             // Reap until nothing more comes or `max` is reached.
@@ -497,11 +510,21 @@ impl<const N: usize> StdContext<N> {
                 }
                 count += reaped;
             }
-            if count >= min || count == max {
-                return;
-            }
-            if timeout == Some(Duration::ZERO) || deadline.is_some_and(|d| Instant::now() >= d) {
-                return;
+            let done = count >= min || count == max;
+            let expired =
+                timeout == Some(Duration::ZERO) || deadline.is_some_and(|d| Instant::now() >= d);
+            if done || expired {
+                // About to return empty-handed: if nobody waits in the OS
+                // poller, collect its edges once (like `io_getevents`, whose
+                // completions never wait for another thread), and reap again.
+                #[cfg(target_os = "linux")]
+                if count == 0 && max > 0 && !drove {
+                    drove = true;
+                    if crate::fd::existing_driver().is_some_and(|poller| poller.drive_now()) {
+                        continue;
+                    }
+                }
+                break;
             }
             // Without the context's thread, this thread expires requests
             // (in `reap`): it wakes for the next deadline.
@@ -516,14 +539,34 @@ impl<const N: usize> StdContext<N> {
                     }
                 }
             };
+            // With `Fd`s: wait in the OS poller if nobody does, else follow.
+            #[cfg(target_os = "linux")]
+            if let Some(poller) = crate::fd::existing_driver() {
+                obliged = poller.wait(signal.bell(), seen, wake_at);
+                continue;
+            }
             sleeper.wait(seen, wake_at);
         }
+        #[cfg(target_os = "linux")]
+        if obliged {
+            if let Some(poller) = crate::fd::existing_driver() {
+                poller.pass_on();
+            }
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = (obliged, drove);
     }
 
     /// Takes the completions there are now (running deferred work first),
     /// without blocking: `get_events_into(0, out, Some(ZERO))`.
     pub fn reap(&self, out: &mut [Completion]) -> usize {
-        self.reap_into(out)
+        let mut count = 0;
+        self.wait_for(0, out.len(), Some(Duration::ZERO), |_| {
+            let reaped = self.reap_into(&mut out[count..]);
+            count += reaped;
+            reaped
+        });
+        count
     }
 
     fn reap_into(&self, out: &mut [Completion]) -> usize {

@@ -4,11 +4,16 @@
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
 
 use aiopoll::{Events, PollTable, Source};
-use parking_lot::{Condvar, Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 
+use crate::handoff::{Arrival, HandOff, Holder, Look, Role};
+use crate::signal::Bell;
 use crate::{AsSource, Lock, SharedSource, WaitQueue};
 
 /// Every poll event there is to ask for (ERR and HUP are always reported).
@@ -66,55 +71,72 @@ fn events_of(mask: u32) -> Events {
 /// `WouldBlock` before submitting again.
 ///
 /// The second comes from epoll: every `Fd` is registered, edge-triggered and
-/// for every poll event, with one epoll instance that one thread (the
-/// *poller thread*, `aiopoll-fd`, one for all `Fd`s of the program) waits
-/// on. The registration lasts as long as the `Fd`, so no change is missed
-/// between a request's readiness check and its wait: the request is on the
-/// queue before the check, and any later change raises an edge. For each
-/// edge epoll reports the descriptor's readiness, and the poller thread
-/// wakes the queue *keyed* with that mask: a request whose events are in it
-/// completes inline, at once, with them, as a Linux aio request completes
-/// inside the write that made it ready. (Only when the wakeup finds the
-/// context's lock taken does the request go to deferred work, which the
-/// context's own thread runs at once: it re-polls then.)
+/// for every poll event, with one epoll instance for the whole program, for
+/// as long as the `Fd` lives. So no change is missed between a request's
+/// readiness check and its wait: the request is on the queue before the
+/// check, and any later change raises an edge. For each edge epoll reports
+/// the descriptor's readiness, and whoever collects the edge wakes the queue
+/// *keyed* with that mask: a request whose events are in it completes
+/// inline, at once, with them, as a Linux aio request completes inside the
+/// write that made it ready. (Only when the wakeup finds the context's lock
+/// taken does the request go to deferred work, which the context's own
+/// thread runs at once: it re-polls then.)
+///
+/// # Who collects the edges
+///
+/// A thread blocked in [`get_events`](crate::StdContext::get_events) that
+/// finds nothing to reap waits in `epoll_wait` itself, the way Linux's
+/// `io_getevents` sleeps in the kernel, and runs the wakeups of the edges
+/// it collects: the request completes on the thread that then reaps it.
+/// One thread waits in epoll at a time; other reapers sleep until a
+/// completion of their context comes or the one in epoll leaves (then one
+/// of them takes its place). A completion that is not an `Fd`'s (an
+/// [`EventCounter`](crate::EventCounter), a [`Timer`](crate::Timer), ...)
+/// ends the wait of a reaper of its context that sits in epoll.
+///
+/// When no reaper waits, the poller thread (`aiopoll-fd`, one for all `Fd`s
+/// of the program) collects the edges: at once while an awaited request
+/// ([`StdContext::request`](crate::StdContext::request)) or a
+/// [`completion_fd`](crate::StdContext::completion_fd) waits, otherwise
+/// within about two milliseconds (it looks once per millisecond whether
+/// anybody does). A [`reap`](crate::StdContext::reap) that would return
+/// nothing collects what epoll has first, without blocking.
 ///
 /// # What an event costs
 ///
-/// Per request: one `poll(2)` at submit. Per readiness change: the poller
-/// thread's share of one `epoll_wait` (up to 64 edges each), one keyed
-/// wakeup (the queue's lock, the context's try-lock, the completion), and,
-/// if a reaper sleeps in [`get_events`](crate::StdContext::get_events), a
-/// futex wake for it. The hand-off between the poller thread and the
-/// reapers is what a server pays over a single-threaded epoll loop:
-/// BENCHMARKS.md has the CPU time per echoed line of each thread in the
-/// `echo_server` example, beside tokio and mio servers.
+/// Per request: one `poll(2)` at submit. Per readiness change: a share of
+/// one `epoll_wait` (up to 64 edges each) on a reaping thread, and one keyed
+/// wakeup (the queue's lock, the context's try-lock, the completion). A
+/// reaper waiting in epoll is woken by the kernel; other reapers of the
+/// context by a futex wake when the completions are more than the first
+/// takes. BENCHMARKS.md has the CPU time per echoed line of each thread in
+/// the `echo_server` example, beside tokio and mio servers.
 ///
 /// # When requests complete
 ///
-/// A request completes when the poller thread collects the descriptor's
-/// edge from epoll and wakes the request with the readiness epoll reported:
-/// inline, a few microseconds after the change, whether or not anybody is
-/// reaping. Readiness that comes and goes (data written, then read back)
-/// completes a request if the poller thread collected the edge before it
-/// went, which it does as soon as it runs.
+/// A request completes when its descriptor's edge is collected and woken
+/// with the readiness epoll reported: inline, as soon as a reaper waits or
+/// the poller thread looks (see above). Readiness that comes and goes (data
+/// written, then read back) completes a request if the edge was collected
+/// before it went.
 ///
 /// That is the one difference from Linux aio, where the operation that
 /// makes a descriptor ready completes its requests before it returns. Here
-/// the operation returns first, so an operation issued microseconds after
-/// it may overtake the poller thread:
+/// the operation returns first, so an operation issued right after it may
+/// overtake the collection of the edge:
 ///
 /// - a [`cancel`](crate::StdContext::cancel) right after a write can still
 ///   find the request pending and report it cancelled, where Linux reports
 ///   it completed;
-/// - a read right after a write can consume the data before the poller
-///   thread sees it, and the request then waits for the next change;
-/// - a request submitted while the poller thread delivers an edge can
-///   complete with that edge's readiness even if a racing read has just
-///   consumed it (as with any readiness, the read then says `WouldBlock`).
+/// - a read right after a write can consume the data before the edge is
+///   collected, and the request then waits for the next change;
+/// - a request submitted while an edge is being delivered can complete
+///   with that edge's readiness even if a racing read has just consumed it
+///   (as with any readiness, the read then says `WouldBlock`).
 ///
 /// Call [`catch_up`](Self::catch_up) after the operation to order them as
-/// Linux does: it waits for the poller thread to deliver everything that
-/// happened before the call.
+/// Linux does: it waits until everything that happened before the call was
+/// delivered (collecting it itself if nobody waits in epoll).
 pub struct Fd<T: AsFd> {
     shared: Arc<FdShared>,
     io: T,
@@ -128,8 +150,9 @@ struct FdShared {
 }
 
 impl<T: AsFd> Fd<T> {
-    /// Takes `io` and registers its descriptor with the poller thread
-    /// (started on first use; it exits when no `Fd` is left).
+    /// Takes `io` and registers its descriptor with the OS poller (the
+    /// program's epoll instance, whose poller thread is started on first use
+    /// and exits when no `Fd` is left).
     ///
     /// # Errors
     /// The OS poller (epoll) could not be created, could not register the
@@ -159,10 +182,10 @@ impl<T: AsFd> Fd<T> {
         self.shared.poll(&mut PollTable::readiness_only())
     }
 
-    /// Waits until the poller thread has delivered every readiness change of
-    /// this descriptor (and of every other `Fd`) that happened before the
-    /// call: the requests those changes made ready have completed, as they
-    /// would have in Linux before the I/O operation returned.
+    /// Waits until every readiness change of this descriptor (and of every
+    /// other `Fd`) that happened before the call has been delivered: the
+    /// requests those changes made ready have completed, as they would have
+    /// in Linux before the I/O operation returned.
     ///
     /// Call it between an operation and what must see its effect, e.g. a
     /// write and a cancel that must find the request completed, or a write
@@ -171,9 +194,10 @@ impl<T: AsFd> Fd<T> {
     /// which the context's thread runs at once and which a cancel runs
     /// first, so the cancel still finds the request completed.)
     ///
-    /// Blocks for one round of the poller thread, a few microseconds when the
-    /// machine is idle. Returns at once if the poller thread has stopped
-    /// because the OS poller failed (nothing would be delivered then).
+    /// Collects the edges itself if nobody waits in epoll, else has the
+    /// thread that does collect once more: a few microseconds when the
+    /// machine is idle. Returns at once if the OS poller has failed
+    /// (nothing would be delivered then).
     pub fn catch_up(&self) {
         if let Ok(driver) = driver() {
             driver.catch_up();
@@ -228,44 +252,111 @@ impl Source<Lock> for FdShared {
     }
 }
 
-/// The poller thread's epoll instance and registry.
-struct Driver {
+/// The OS poller: one epoll instance for every `Fd` of the program, its
+/// registry, and who waits in it (the role, see `handoff.rs`).
+pub(crate) struct Driver {
     epoll: OwnedFd,
     /// An eventfd in the epoll set under key [`NOTIFY`]: a write to it ends
-    /// the poller thread's current or next wait.
+    /// the current or next wait of whoever holds the role.
     notifier: OwnedFd,
+    /// The registry. Lock order: `state`, then `shared`.
     state: Mutex<DriverState>,
-    /// What [`Driver::catch_up`] waits on. Lock order: `state`, then
-    /// `rounds`.
-    rounds: Mutex<Rounds>,
+    shared: Mutex<Shared>,
+    /// What [`Driver::catch_up`] waits on (with `shared`): notified when a
+    /// round delivers catch-ups, and when the role becomes vacant while
+    /// catch-ups wait (a waiter then drives the poller itself).
     caught_up: Condvar,
+    /// `epoll_wait` failed for good: nobody waits in the poller any more,
+    /// and reapers sleep on their bells.
+    failed: AtomicBool,
 }
 
 #[derive(Default)]
 struct DriverState {
     fds: HashMap<u64, Weak<FdShared>>,
     next_key: u64,
+    /// A poller thread runs.
     running: bool,
 }
 
-/// Catch-up requests and how far the poller thread has served them.
-#[derive(Default)]
-struct Rounds {
+/// The role and the catch-up rounds, under one lock.
+struct Shared {
+    role: Role<Arc<Bell>>,
     /// Catch-up requests so far (each takes the next number).
     requested: u64,
-    /// Every request up to this number has been served: the edges raised
+    /// Every catch-up up to this number has been served: the edges raised
     /// before it were delivered.
     delivered: u64,
-    /// Whether a poller thread runs (it serves requests).
-    serving: bool,
+    /// The poller thread, once it has started (it records itself).
+    thread: Option<Thread>,
 }
 
+impl Shared {
+    /// Whether the role must not wait for the poller thread's tick: awaited
+    /// requests or completion descriptors wait for edges with no reaper,
+    /// or a catch-up waits.
+    fn urgent(&self) -> bool {
+        DEMAND.load(Ordering::SeqCst) > 0 || self.requested > self.delivered
+    }
+}
+
+/// Waiters that no reaper serves: pending awaited requests, and contexts
+/// with a completion descriptor (see [`Demand`]).
+static DEMAND: AtomicUsize = AtomicUsize::new(0);
+
+/// How often the poller thread looks at a vacant role when nobody else
+/// takes it: edges wait at most about two ticks when no thread waits for
+/// them (awaited requests, completion descriptors and `catch_up` call it at
+/// once instead).
+const TICK: Duration = Duration::from_millis(1);
+
+/// Keeps the poller thread ready to take the OS poller at once whenever no
+/// reaper holds it, while it lives: for waiters that no reaper serves (an
+/// awaited request, a context's completion descriptor).
+#[derive(Debug)]
+pub(crate) struct Demand(());
+
+impl Demand {
+    pub(crate) fn new() -> Demand {
+        if DEMAND.fetch_add(1, Ordering::SeqCst) == 0 {
+            if let Some(driver) = existing_driver() {
+                let mut shared = driver.shared.lock();
+                let hand_off = shared.role.urge();
+                driver.settle(shared, hand_off);
+            }
+        }
+        Demand(())
+    }
+}
+
+impl Drop for Demand {
+    fn drop(&mut self) {
+        DEMAND.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+static DRIVER: OnceLock<Result<Driver, io::ErrorKind>> = OnceLock::new();
+
 fn driver() -> io::Result<&'static Driver> {
-    static DRIVER: OnceLock<Result<Driver, io::ErrorKind>> = OnceLock::new();
     DRIVER
         .get_or_init(|| Driver::new().map_err(|error| error.kind()))
         .as_ref()
         .map_err(|kind| io::Error::from(*kind))
+}
+
+/// The OS poller, if an `Fd` was ever made and the poller works: reapers
+/// wait in it instead of on their bells.
+pub(crate) fn existing_driver() -> Option<&'static Driver> {
+    let driver = DRIVER.get()?.as_ref().ok()?;
+    (!driver.failed.load(Ordering::Relaxed)).then_some(driver)
+}
+
+/// Ends the `epoll_wait` of whoever holds the role (a bell's hook, when a
+/// reaper of its context waits in the poller).
+pub(crate) fn notify_poller() {
+    if let Some(Ok(driver)) = DRIVER.get() {
+        driver.notify();
+    }
 }
 
 /// A syscall's descriptor result as an owned descriptor.
@@ -278,6 +369,19 @@ fn owned(fd: libc::c_int) -> io::Result<OwnedFd> {
     Ok(unsafe { OwnedFd::from_raw_fd(fd) })
 }
 
+/// `until` as an `epoll_wait` timeout: -1 for none, else the milliseconds
+/// left, rounded up (so that the wait never ends before it).
+fn timeout_ms(until: Option<Instant>) -> libc::c_int {
+    match until {
+        None => -1,
+        Some(until) => {
+            let left = until.saturating_duration_since(Instant::now());
+            let ms = left.as_nanos().div_ceil(1_000_000);
+            libc::c_int::try_from(ms).unwrap_or(libc::c_int::MAX)
+        }
+    }
+}
+
 impl Driver {
     fn new() -> io::Result<Driver> {
         // SAFETY: creates a descriptor; no pointers involved.
@@ -288,8 +392,14 @@ impl Driver {
             epoll,
             notifier,
             state: Mutex::new(DriverState::default()),
-            rounds: Mutex::new(Rounds::default()),
+            shared: Mutex::new(Shared {
+                role: Role::new(),
+                requested: 0,
+                delivered: 0,
+                thread: None,
+            }),
             caught_up: Condvar::new(),
+            failed: AtomicBool::new(false),
         };
         driver.control(
             libc::EPOLL_CTL_ADD,
@@ -313,14 +423,45 @@ impl Driver {
         Ok(())
     }
 
-    /// Ends the poller thread's current or next wait.
+    /// Ends the current or next wait in the poller.
     fn notify(&self) {
         let one = 1u64.to_ne_bytes();
         // SAFETY: writes 8 bytes from `one` to our own eventfd. It cannot
-        // fail short of the count reaching its maximum, which the poller
-        // thread's reads prevent; a failed write would only mean a wait
-        // already due to end.
+        // fail short of the count reaching its maximum, which the drivers'
+        // reads prevent; a failed write would only mean a wait already due
+        // to end.
         unsafe { libc::write(self.notifier.as_raw_fd(), one.as_ptr().cast(), one.len()) };
+    }
+
+    /// Releases `shared` and carries out what a transition of the role
+    /// decided: ring a follower's bell, or unpark the poller thread.
+    fn settle(&self, shared: MutexGuard<'_, Shared>, hand_off: HandOff<Arc<Bell>>) {
+        // A vacant role with catch-ups waiting: one of them may drive.
+        if shared.role.holder() == Holder::Vacant && shared.requested > shared.delivered {
+            self.caught_up.notify_all();
+        }
+        let thread = match hand_off {
+            HandOff::CallThread => shared.thread.clone(),
+            _ => None,
+        };
+        drop(shared);
+        match hand_off {
+            HandOff::Ring(bell) => bell.ring(),
+            HandOff::CallThread => {
+                if let Some(thread) = thread {
+                    thread.unpark();
+                }
+            }
+            HandOff::None => {}
+        }
+    }
+
+    /// Gives the role up (its holder being a reaper), and hands it off.
+    fn release(&self) {
+        let mut shared = self.shared.lock();
+        let urgent = shared.urgent();
+        let hand_off = shared.role.release(urgent);
+        self.settle(shared, hand_off);
     }
 
     fn register(&'static self, io: &impl AsFd, shared: &Arc<FdShared>) -> io::Result<()> {
@@ -338,6 +479,8 @@ impl Driver {
         self.control(libc::EPOLL_CTL_ADD, raw, EPOLL_INTEREST, key)?;
         state.fds.insert(key, Arc::downgrade(shared));
         if !state.running {
+            // Before the thread runs: a hand-off from now on may call it.
+            self.shared.lock().role.thread_started();
             let spawned = std::thread::Builder::new()
                 .name("aiopoll-fd".into())
                 .spawn(move || self.run());
@@ -345,10 +488,13 @@ impl Driver {
                 state.fds.remove(&key);
                 // The descriptor was added above: take it back out.
                 let _ = self.control(libc::EPOLL_CTL_DEL, raw, 0, 0);
+                let mut shared = self.shared.lock();
+                let urgent = shared.urgent();
+                let hand_off = shared.role.thread_exits(urgent);
+                self.settle(shared, hand_off);
                 return Err(error);
             }
             state.running = true;
-            self.rounds.lock().serving = true;
         }
         Ok(())
     }
@@ -361,87 +507,199 @@ impl Driver {
             .fds
             .retain(|_, fd| !core::ptr::eq(fd.as_ptr(), Arc::as_ptr(shared)));
         if state.fds.is_empty() {
-            // Let the thread see that it has nothing left to wait for.
+            // Let the poller thread see that it has nothing left to wait
+            // for, wherever it is.
             self.notify();
+            if let Some(thread) = &self.shared.lock().thread {
+                thread.unpark();
+            }
         }
     }
 
-    /// Waits until the poller thread has delivered every edge raised
-    /// before this call.
+    /// A reaper of the context whose bell is `bell` found nothing (its
+    /// epoch read `seen` before it reaped) and waits until its epoch moves
+    /// or `until` passes: in the poller if the role is vacant (it collects
+    /// the edges and runs their wakeups itself), else on its bell as a
+    /// follower. May return early. Returns whether it was rung for the
+    /// role: then it must arrive again or call [`pass_on`](Self::pass_on)
+    /// before it leaves `get_events`.
+    pub(crate) fn wait(&self, bell: &Arc<Bell>, seen: u64, until: Option<Instant>) -> bool {
+        let arrival = self.shared.lock().role.arrive(bell.clone());
+        match arrival {
+            Arrival::Lead => {
+                bell.set_in_poller(true);
+                // After the flag: a completion from now on ends the wait.
+                if bell.epoch() == seen {
+                    self.drive(timeout_ms(until));
+                }
+                bell.set_in_poller(false);
+                self.release();
+                false
+            }
+            Arrival::Follow(id) => {
+                bell.wait(seen, until);
+                self.shared.lock().role.leave(id)
+            }
+        }
+    }
+
+    /// A follower that was rung leaves `get_events` without leading: hands
+    /// the role on if it is still vacant.
+    pub(crate) fn pass_on(&self) {
+        let mut shared = self.shared.lock();
+        let urgent = shared.urgent();
+        let hand_off = shared.role.pass_on(urgent);
+        self.settle(shared, hand_off);
+    }
+
+    /// Collects what the poller has now, without blocking, if nobody waits
+    /// in it (a reap that found nothing). Returns whether it did.
+    pub(crate) fn drive_now(&self) -> bool {
+        if !self.shared.lock().role.try_take() {
+            return false;
+        }
+        self.drive(0);
+        self.release();
+        true
+    }
+
+    /// Waits until every edge raised before this call was delivered.
     fn catch_up(&self) {
         let ticket = {
-            let mut rounds = self.rounds.lock();
-            if !rounds.serving {
+            let mut shared = self.shared.lock();
+            shared.requested += 1;
+            shared.requested
+        };
+        // Ends a wait in the poller, whoever is in it: its next round
+        // serves the ticket.
+        self.notify();
+        let mut shared = self.shared.lock();
+        loop {
+            if shared.delivered >= ticket || self.failed.load(Ordering::SeqCst) {
                 return;
             }
-            rounds.requested += 1;
-            rounds.requested
-        };
-        self.notify();
-        let mut rounds = self.rounds.lock();
-        while rounds.delivered < ticket && rounds.serving {
-            self.caught_up.wait(&mut rounds);
+            if shared.role.try_take() {
+                drop(shared);
+                self.drive(0);
+                self.release();
+                shared = self.shared.lock();
+            } else {
+                self.caught_up.wait(&mut shared);
+            }
         }
     }
 
-    /// The poller thread: turns edges into keyed wakeups; exits when no
-    /// `Fd` is registered (or if epoll fails).
-    fn run(&self) {
+    /// Holding the role: waits in the poller for up to `timeout` ms (-1:
+    /// no timeout) and delivers what it collects, then, while catch-ups
+    /// wait, collects again without blocking until they are served.
+    fn drive(&self, timeout: libc::c_int) {
+        let mut timeout = timeout;
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; BATCH];
-        let mut woken = Vec::new();
+        while self.round(timeout, &mut events) {
+            timeout = 0;
+        }
+    }
+
+    /// One `epoll_wait` and the keyed wakeups of what it collected.
+    /// Returns whether catch-ups still wait.
+    fn round(&self, timeout: libc::c_int, events: &mut [libc::epoll_event; BATCH]) -> bool {
+        // Read before collecting edges: every catch-up counted here was made
+        // after the edges it waits for were raised, so this round collects
+        // them (or an earlier one did).
+        let covered = self.shared.lock().requested;
+        // SAFETY: `events` has room for `BATCH` entries, the count passed;
+        // the epoll descriptor is ours and open.
+        let count = unsafe {
+            libc::epoll_wait(
+                self.epoll.as_raw_fd(),
+                events.as_mut_ptr(),
+                BATCH as libc::c_int,
+                timeout,
+            )
+        };
+        if count < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            // Nothing will be delivered any more: reapers sleep on their
+            // bells, catch-ups return.
+            self.failed.store(true, Ordering::SeqCst);
+            let _shared = self.shared.lock();
+            self.caught_up.notify_all();
+            return false;
+        }
+        let collected = &events[..usize::try_from(count).unwrap_or(0)];
+        let mut woken: [Option<(Arc<FdShared>, Events)>; BATCH] = [const { None }; BATCH];
+        {
+            let state = self.state.lock();
+            for (event, place) in collected.iter().zip(&mut woken) {
+                // Copied out: the kernel's struct is packed.
+                let (key, mask) = (event.u64, event.events);
+                if key == NOTIFY {
+                    self.clear_notification();
+                } else if let Some(shared) = state.fds.get(&key).and_then(Weak::upgrade) {
+                    *place = Some((shared, events_of(mask)));
+                }
+            }
+        }
+        // Outside the registry's lock: a wakeup may run a completion.
+        // The key is the readiness epoll read when it collected the
+        // edge, so requests complete with what the edge made ready.
+        for (shared, ready) in woken.iter_mut().filter_map(Option::take) {
+            shared.queue.wake(ready);
+        }
+        let mut shared = self.shared.lock();
+        // A full batch may have left edges behind: collect them before
+        // answering a catch-up.
+        if collected.len() < BATCH && shared.delivered < covered {
+            shared.delivered = covered;
+            self.caught_up.notify_all();
+        }
+        shared.requested > shared.delivered
+    }
+
+    /// The poller thread: takes the role when nobody else holds it (at
+    /// once when called, or once it stayed vacant for a whole tick), turns
+    /// edges into keyed wakeups while it holds it, gives it to the first
+    /// reaper that follows, and exits when no `Fd` is registered (or if
+    /// the poller fails).
+    fn run(&self) {
+        self.shared.lock().thread = Some(std::thread::current());
+        let mut last = None;
         loop {
-            // Read before collecting edges: every catch-up request counted
-            // here was made after the edges it waits for were raised, so
-            // this round collects them (or an earlier one did).
-            let (covered, behind) = {
-                let rounds = self.rounds.lock();
-                (rounds.requested, rounds.requested > rounds.delivered)
-            };
-            // SAFETY: `events` has room for `BATCH` entries, the count
-            // passed; the epoll descriptor is ours and open. A timeout of 0
-            // (someone waits to catch up) never blocks; -1 waits for an edge.
-            let count = unsafe {
-                libc::epoll_wait(
-                    self.epoll.as_raw_fd(),
-                    events.as_mut_ptr(),
-                    BATCH as libc::c_int,
-                    if behind { 0 } else { -1 },
-                )
-            };
-            let failed =
-                count < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted;
-            let collected = &events[..usize::try_from(count).unwrap_or(0)];
-            {
+            let look = {
                 let mut state = self.state.lock();
-                if state.fds.is_empty() || failed {
+                let mut shared = self.shared.lock();
+                if state.fds.is_empty() || self.failed.load(Ordering::SeqCst) {
                     state.running = false;
-                    let mut rounds = self.rounds.lock();
-                    rounds.serving = false;
-                    self.caught_up.notify_all();
+                    shared.thread = None;
+                    let urgent = shared.urgent();
+                    let hand_off = shared.role.thread_exits(urgent);
+                    drop(state);
+                    self.settle(shared, hand_off);
                     return;
                 }
-                for event in collected {
-                    // Copied out: the kernel's struct is packed.
-                    let (key, mask) = (event.u64, event.events);
-                    if key == NOTIFY {
-                        self.clear_notification();
-                    } else if let Some(shared) = state.fds.get(&key).and_then(Weak::upgrade) {
-                        woken.push((shared, events_of(mask)));
+                let urgent = shared.urgent();
+                shared.role.thread_look(&mut last, urgent)
+            };
+            match look {
+                Look::Park => std::thread::park(),
+                Look::Watch => std::thread::park_timeout(TICK),
+                Look::Drive => loop {
+                    self.drive(-1);
+                    let mut shared = self.shared.lock();
+                    let urgent = shared.urgent();
+                    if let Some(hand_off) = shared.role.thread_round(&mut last, urgent) {
+                        self.settle(shared, hand_off);
+                        // Watching: a reaper takes the role, or it stays
+                        // vacant for the tick and the thread takes it again
+                        // (at once if called).
+                        std::thread::park_timeout(TICK);
+                        break;
                     }
-                }
-            }
-            // Outside the registry's lock: a wakeup may run a completion.
-            // The key is the readiness epoll read when it collected the
-            // edge, so requests complete with what the edge made ready.
-            for (shared, ready) in woken.drain(..) {
-                shared.queue.wake(ready);
-            }
-            // A full batch may have left edges behind: collect them before
-            // answering a catch-up.
-            if behind && collected.len() < BATCH {
-                let mut rounds = self.rounds.lock();
-                rounds.delivered = rounds.delivered.max(covered);
-                self.caught_up.notify_all();
+                    drop(shared);
+                    if self.state.lock().fds.is_empty() || self.failed.load(Ordering::SeqCst) {
+                        // Still holding the role: the exit gives it up.
+                        break;
+                    }
+                },
             }
         }
     }

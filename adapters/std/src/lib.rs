@@ -23,13 +23,15 @@
 //! Your threads submit and reap; besides them, at most three kinds of
 //! thread run, each started when first needed:
 //!
-//! - **`aiopoll-fd`**, one for all [`Fd`]s: waits in `epoll_wait` for the
-//!   descriptors' readiness edges and wakes each descriptor's queue with
-//!   the readiness epoll reports, which completes its requests inline. Per
-//!   event: its share of one `epoll_wait` (up to 64 edges), one keyed
-//!   wakeup, and a futex wake for a reaper asleep in
-//!   [`get_events`](StdContext::get_events). [`Fd`] says how readiness is
-//!   found.
+//! - **`aiopoll-fd`**, one for all [`Fd`]s: the stand-by of the OS poller.
+//!   A thread blocked in [`get_events`](StdContext::get_events) that finds
+//!   nothing waits in `epoll_wait` itself and wakes each descriptor's queue
+//!   with the readiness epoll reports, which completes its requests inline
+//!   on that thread (per event: its share of one `epoll_wait`, one keyed
+//!   wakeup). When no reaper waits there, `aiopoll-fd` does the same: at
+//!   once for awaited requests and completion descriptors, otherwise once
+//!   the poller has stayed unattended for a millisecond. [`Fd`] says how
+//!   readiness is found and who collects it.
 //! - **`aiopoll-timer`**, one for all [`Timer`]s: sleeps until the earliest
 //!   deadline. Arming and disarming cost O(log n) and wake it only when
 //!   the earliest deadline moves earlier; per expiry, one keyed wakeup.
@@ -44,8 +46,9 @@
 //!
 //! Every source's `poll` runs at submit (for an [`Fd`], one `poll(2)`), so a
 //! request for readiness that is already there completes at once. A reaper
-//! in [`get_events`](StdContext::get_events) watches for completions for up
-//! to 20 µs before it sleeps. BENCHMARKS.md measures the whole chain in a
+//! in [`get_events`](StdContext::get_events) waits in the OS poller if
+//! [`Fd`]s exist and no other reaper does; otherwise it watches for
+//! completions for up to 20 µs before it sleeps. BENCHMARKS.md measures the whole chain in a
 //! TCP echo server (the `echo_server` example, CPU time per line by
 //! thread) beside tokio, mio and thread-per-connection servers.
 //!
@@ -60,6 +63,8 @@ mod counter;
 mod error;
 #[cfg(target_os = "linux")]
 mod fd;
+#[cfg(target_os = "linux")]
+mod handoff;
 mod kept;
 mod pipe;
 mod request;

@@ -35,6 +35,11 @@ pub struct StdRequest<'c, const N: usize> {
     /// Kept alive for the core, which points at it until `inner` is gone.
     source: SharedSource,
     context: &'c StdContext<N>,
+    /// While the request is pending (Linux): asks that the OS poller be
+    /// driven at once whenever no reaper waits in it, since nothing else
+    /// would collect this request's readiness.
+    #[cfg(target_os = "linux")]
+    demand: Option<crate::fd::Demand>,
 }
 
 impl<const N: usize> StdContext<N> {
@@ -58,6 +63,8 @@ impl<const N: usize> StdContext<N> {
             inner,
             source,
             context: self,
+            #[cfg(target_os = "linux")]
+            demand: None,
         }
     }
 }
@@ -72,12 +79,16 @@ impl<const N: usize> StdRequest<'_, N> {
             inner,
             source,
             context,
+            #[cfg(target_os = "linux")]
+            demand,
         } = self;
         let ticks = context.signal().ticks(deadline);
         StdRequest {
             inner: inner.deadline(ticks),
             source,
             context,
+            #[cfg(target_os = "linux")]
+            demand,
         }
     }
 
@@ -92,12 +103,24 @@ impl<const N: usize> Future for StdRequest<'_, N> {
     type Output = Result<Outcome, SubmitError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        // SAFETY: `inner` is structurally pinned: it is never moved out of
-        // a pinned `StdRequest` (only `deadline`, which takes the future by
-        // value before it is pinned, moves it), and `StdRequest` has no
-        // `Drop` of its own.
-        let inner = unsafe { self.map_unchecked_mut(|this| &mut this.inner) };
-        inner.poll(cx)
+        // SAFETY: only `inner` is structurally pinned, and it is never moved
+        // out of a pinned `StdRequest` (only `deadline`, which takes the
+        // future by value before it is pinned, moves it); `StdRequest` has
+        // no `Drop` of its own. `demand` is not pinned: it is replaced in
+        // place below, which moves nothing else.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: `inner` stays where it is (see above).
+        let inner = unsafe { Pin::new_unchecked(&mut this.inner) };
+        let poll = inner.poll(cx);
+        #[cfg(target_os = "linux")]
+        match poll {
+            Poll::Pending if this.demand.is_none() && crate::fd::existing_driver().is_some() => {
+                this.demand = Some(crate::fd::Demand::new());
+            }
+            Poll::Ready(_) => this.demand = None,
+            Poll::Pending => {}
+        }
+        poll
     }
 }
 

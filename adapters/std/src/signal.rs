@@ -1,21 +1,25 @@
 //! [`Signal`]: the context's [`Notify`] hooks, how reapers block on them,
 //! and how they wake the context's deferred-work thread.
 //!
-//! An *epoch* counts notifications. A reaper reads the epoch, reaps, and if
-//! it still needs completions, sleeps until the epoch moves. The hooks run
+//! An *epoch* counts notifications, on the context's [`Bell`]. A reaper
+//! reads the epoch, reaps, and if it still needs completions, sleeps until
+//! the epoch moves: on the bell's condition variable, or (Linux, once an
+//! `Fd` exists) in the OS poller, with the bell's `in_poller` flag raised so
+//! that a notification ends that wait too (see `handoff.rs`). The hooks run
 //! with aiopoll locks held (maybe inside a wakeup), so they only bump the
 //! epoch and, when a reaper is asleep, take a leaf mutex for an instant to
-//! notify the condition variable. That mutex is never held while an aiopoll
-//! lock is taken, so the hooks cannot deadlock with anything. Deferred work
-//! also unparks the context's worker thread (an atomic swap, and a futex
-//! wake when it sleeps): it neither blocks nor allocates.
+//! notify the condition variable, or write the poller's eventfd. That mutex
+//! is never held while an aiopoll lock is taken, so the hooks cannot
+//! deadlock with anything. Deferred work also unparks the context's worker
+//! thread (an atomic swap, and a futex wake when it sleeps): it neither
+//! blocks nor allocates.
 //!
 //! Deadlines: the hooks keep the earliest deadline armed (an atomic
 //! `fetch_min`) and unpark the worker when it moves earlier; the worker
 //! sleeps until it and then calls the core's `expire`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
@@ -30,12 +34,9 @@ use parking_lot::{Condvar, Mutex};
 /// the context's thread.
 #[derive(Debug)]
 pub(crate) struct Signal {
-    epoch: AtomicU64,
-    /// Threads inside `get_events` that may sleep.
-    sleepers: AtomicUsize,
-    /// A leaf lock: held only to check the epoch and to notify.
-    lock: Mutex<()>,
-    condvar: Condvar,
+    /// Where the context's reapers sleep; shared, so that the OS poller's
+    /// hand-off can ring it.
+    bell: Arc<Bell>,
     /// The thread that runs the context's deferred work, once started.
     worker: OnceLock<Thread>,
     /// Tells the worker to exit.
@@ -52,6 +53,11 @@ pub(crate) struct Signal {
     /// completion need not write it again.
     #[cfg(target_os = "linux")]
     fd_signalled: AtomicBool,
+    /// While the completion descriptor exists: an event loop, not a
+    /// reaper, waits for this context's completions, so the OS poller must
+    /// be driven at once whenever no reaper waits in it.
+    #[cfg(target_os = "linux")]
+    fd_demand: OnceLock<crate::fd::Demand>,
 }
 
 /// [`Signal::next_deadline`] when no request has a deadline.
@@ -61,10 +67,13 @@ impl Signal {
     /// Hooks with no worker yet, whose deadline clock starts now.
     pub(crate) fn new() -> Self {
         Signal {
-            epoch: AtomicU64::new(0),
-            sleepers: AtomicUsize::new(0),
-            lock: Mutex::new(()),
-            condvar: Condvar::new(),
+            bell: Arc::new(Bell {
+                epoch: AtomicU64::new(0),
+                sleepers: AtomicUsize::new(0),
+                lock: Mutex::new(()),
+                condvar: Condvar::new(),
+                in_poller: AtomicBool::new(false),
+            }),
             worker: OnceLock::new(),
             stopping: AtomicBool::new(false),
             clock_start: Instant::now(),
@@ -73,6 +82,8 @@ impl Signal {
             completion_fd: OnceLock::new(),
             #[cfg(target_os = "linux")]
             fd_signalled: AtomicBool::new(false),
+            #[cfg(target_os = "linux")]
+            fd_demand: OnceLock::new(),
         }
     }
 
@@ -93,6 +104,7 @@ impl Signal {
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
         // If another thread set one first, ours is closed here.
         let _ = self.completion_fd.set(fd);
+        self.fd_demand.get_or_init(crate::fd::Demand::new);
         let fd = self.completion_fd.get().map(|fd| fd.as_fd());
         fd.ok_or_else(|| std::io::Error::other("the completion descriptor vanished"))
     }
@@ -187,8 +199,13 @@ impl Signal {
     /// Announces that the caller may sleep soon; returns a guard that
     /// retracts it.
     pub(crate) fn sleeper(&self) -> Sleeper<'_> {
-        self.sleepers.fetch_add(1, Ordering::SeqCst);
-        Sleeper { signal: self }
+        self.bell.sleepers.fetch_add(1, Ordering::SeqCst);
+        Sleeper { bell: &self.bell }
+    }
+
+    /// The context's bell, where its reapers sleep.
+    pub(crate) fn bell(&self) -> &Arc<Bell> {
+        &self.bell
     }
 
     /// Makes `worker` the thread that [`Notify::deferred_work`] unparks.
@@ -211,6 +228,35 @@ impl Signal {
     }
 
     fn bump(&self) {
+        self.bell.ring();
+    }
+}
+
+/// Where a context's reapers sleep: an epoch that counts notifications,
+/// and a condition variable for those that sleep on it. A reaper that waits
+/// in the OS poller instead (it holds the poller's role) sets `in_poller`,
+/// and a notification then ends its `epoll_wait` too.
+#[derive(Debug)]
+pub(crate) struct Bell {
+    epoch: AtomicU64,
+    /// Threads inside `get_events` that may sleep.
+    sleepers: AtomicUsize,
+    /// A leaf lock: held only to check the epoch and to notify.
+    lock: Mutex<()>,
+    condvar: Condvar,
+    /// A reaper of this context waits in the OS poller (or is about to).
+    in_poller: AtomicBool,
+}
+
+impl Bell {
+    /// The epoch now: read it *before* looking for completions.
+    pub(crate) fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Announces a notification: wakes the reapers asleep on the condition
+    /// variable, and the one waiting in the OS poller.
+    pub(crate) fn ring(&self) {
         self.epoch.fetch_add(1, Ordering::SeqCst);
         // If the sleeper count reads 0, every sleeper that comes later
         // reads its epoch after this increment (both are SeqCst), so it
@@ -221,6 +267,71 @@ impl Signal {
             // waiting on the condvar.
             drop(self.lock.lock());
             self.condvar.notify_all();
+        }
+        // The same for a reaper in the OS poller: it sets the flag, then
+        // reads the epoch (both SeqCst), so either it sees this increment
+        // and does not wait, or this load sees the flag and ends its wait.
+        // Only then does a notification cost a system call.
+        #[cfg(target_os = "linux")]
+        if self.in_poller.load(Ordering::SeqCst) {
+            crate::fd::notify_poller();
+        }
+    }
+
+    /// A reaper of this context is about to wait in the OS poller (`true`),
+    /// or is done with it (`false`). Set it before reading the epoch a last
+    /// time: see [`ring`](Self::ring).
+    pub(crate) fn set_in_poller(&self, waiting: bool) {
+        self.in_poller.store(waiting, Ordering::SeqCst);
+    }
+
+    /// Watches the epoch for a moment ([`SPIN`]), then sleeps until it
+    /// differs from `seen` or `deadline` passes (`None`: no deadline). May
+    /// return early (spurious wakeup). The caller must be counted among the
+    /// sleepers (a [`Sleeper`] lives).
+    pub(crate) fn wait(&self, seen: u64, deadline: Option<Instant>) {
+        if self.spin(seen, deadline) {
+            return;
+        }
+        let mut guard = self.lock.lock();
+        if self.epoch.load(Ordering::SeqCst) != seen {
+            return;
+        }
+        match deadline {
+            Some(deadline) => {
+                self.condvar.wait_until(&mut guard, deadline);
+            }
+            None => self.condvar.wait(&mut guard),
+        }
+    }
+
+    /// Watches the epoch for at most [`SPIN`] (and not past `deadline`);
+    /// returns whether it moved from `seen`.
+    fn spin(&self, seen: u64, deadline: Option<Instant>) -> bool {
+        if SPIN.is_zero() {
+            return false;
+        }
+        let now = Instant::now();
+        let until = match deadline {
+            Some(deadline) => deadline.min(now + SPIN),
+            None => now + SPIN,
+        };
+        loop {
+            // The clock is read once per batch (a few hundred nanoseconds):
+            // it costs more than a check.
+            for _ in 0..32 {
+                if self.epoch.load(Ordering::SeqCst) != seen {
+                    return true;
+                }
+                std::hint::spin_loop();
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+            // Let a thread that is ready to run (maybe the one that will
+            // complete our request) have this CPU: threads may outnumber
+            // the cores.
+            std::thread::yield_now();
         }
     }
 }
@@ -243,70 +354,25 @@ const SPIN: Duration = if cfg!(miri) {
 
 /// A thread in `get_events`, registered as a possible sleeper.
 pub(crate) struct Sleeper<'a> {
-    signal: &'a Signal,
+    bell: &'a Bell,
 }
 
 impl Sleeper<'_> {
     /// The epoch now: read it *before* looking for completions.
     pub(crate) fn epoch(&self) -> u64 {
-        self.signal.epoch.load(Ordering::SeqCst)
+        self.bell.epoch()
     }
 
-    /// Watches the epoch for a moment ([`SPIN`]), then sleeps until it
-    /// differs from `seen` or `deadline` passes (`None`: no deadline). May
-    /// return early (spurious wakeup).
+    /// [`Bell::wait`]: sleeps until the epoch differs from `seen` or
+    /// `deadline` passes.
     pub(crate) fn wait(&self, seen: u64, deadline: Option<Instant>) {
-        if self.spin(seen, deadline) {
-            return;
-        }
-        let mut guard = self.signal.lock.lock();
-        if self.signal.epoch.load(Ordering::SeqCst) != seen {
-            return;
-        }
-        match deadline {
-            Some(deadline) => {
-                self.signal.condvar.wait_until(&mut guard, deadline);
-            }
-            None => self.signal.condvar.wait(&mut guard),
-        }
-    }
-}
-
-impl Sleeper<'_> {
-    /// Watches the epoch for at most [`SPIN`] (and not past `deadline`);
-    /// returns whether it moved from `seen`.
-    fn spin(&self, seen: u64, deadline: Option<Instant>) -> bool {
-        if SPIN.is_zero() {
-            return false;
-        }
-        let now = Instant::now();
-        let until = match deadline {
-            Some(deadline) => deadline.min(now + SPIN),
-            None => now + SPIN,
-        };
-        loop {
-            // The clock is read once per batch (a few hundred nanoseconds):
-            // it costs more than a check.
-            for _ in 0..32 {
-                if self.signal.epoch.load(Ordering::SeqCst) != seen {
-                    return true;
-                }
-                std::hint::spin_loop();
-            }
-            if Instant::now() >= until {
-                return false;
-            }
-            // Let a thread that is ready to run (maybe the one that will
-            // complete our request) have this CPU: threads may outnumber
-            // the cores.
-            std::thread::yield_now();
-        }
+        self.bell.wait(seen, deadline);
     }
 }
 
 impl Drop for Sleeper<'_> {
     fn drop(&mut self) {
-        self.signal.sleepers.fetch_sub(1, Ordering::SeqCst);
+        self.bell.sleepers.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

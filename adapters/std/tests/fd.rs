@@ -202,3 +202,168 @@ fn a_cancel_after_a_close_and_catching_up_finds_the_request_completed() {
         [(1, Outcome::Ready(Events::HUP))]
     );
 }
+
+// Reapers wait in the OS poller themselves (one leads, the others follow):
+// the hand-offs between them, with real descriptors and threads. The model
+// test in the crate (`handoff`) runs every interleaving of the same
+// hand-offs; these run the real system calls.
+
+#[test]
+fn a_completion_that_is_not_an_fds_wakes_a_reaper_waiting_in_the_poller() {
+    // An `Fd` exists, so a reaper that finds nothing waits in epoll; an
+    // EventCounter's completion must end that wait (through the poller's
+    // notification), whether it lands before or during it.
+    let context = StdContext::<4>::new();
+    let (ours, _peer) = UnixStream::pair().unwrap();
+    let socket = Fd::new(ours).unwrap();
+    context.submit(&socket, Events::IN, 0).unwrap();
+    let counter = aiopoll_std::EventCounter::new();
+    for round in 1..=200u64 {
+        context.submit(&counter, Events::IN, round).unwrap();
+        std::thread::scope(|scope| {
+            scope.spawn(|| counter.write(1).unwrap());
+            assert_eq!(
+                pairs(&context.get_events(1, 4, None).unwrap()),
+                [(round, Outcome::Ready(Events::IN))]
+            );
+        });
+        counter.read().unwrap();
+    }
+    assert_eq!(context.in_use(), 1, "the socket's request still waits");
+}
+
+#[test]
+fn two_reapers_share_the_poller_and_no_completion_is_lost() {
+    const SOCKETS: usize = 8;
+    const ROUNDS: usize = 200;
+    let context = StdContext::<16>::new();
+    let pairs: Vec<_> = (0..SOCKETS)
+        .map(|_| {
+            let (ours, peer) = UnixStream::pair().unwrap();
+            ours.set_nonblocking(true).unwrap();
+            (Fd::new(ours).unwrap(), peer)
+        })
+        .collect();
+    for (k, (socket, _)) in pairs.iter().enumerate() {
+        context.submit(socket, Events::IN, k as u64).unwrap();
+    }
+    let stop = aiopoll_std::EventCounter::new();
+    context.submit(&stop, Events::IN, u64::MAX).unwrap();
+    let served = std::sync::atomic::AtomicUsize::new(0);
+    let reaper = || {
+        let mut mine = 0;
+        loop {
+            let completions = context.get_events(1, 2, None).unwrap();
+            for completion in completions {
+                if completion.user_data == u64::MAX {
+                    // Still readable: completes again for the other reaper.
+                    context.submit(&stop, Events::IN, u64::MAX).unwrap();
+                    return mine;
+                }
+                let (socket, _) = &pairs[completion.user_data as usize];
+                let mut byte = [0; 1];
+                socket.get_ref().read_exact(&mut byte).unwrap();
+                mine += 1;
+                served.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                context
+                    .submit(socket, Events::IN, completion.user_data)
+                    .unwrap();
+            }
+        }
+    };
+    std::thread::scope(|scope| {
+        let first = scope.spawn(reaper);
+        let second = scope.spawn(reaper);
+        for round in 1..=ROUNDS {
+            for (_, peer) in &pairs {
+                (&*peer).write_all(b"x").unwrap();
+            }
+            // The next round once every byte of this one was read: each
+            // socket then has one request waiting again.
+            while served.load(std::sync::atomic::Ordering::SeqCst) < round * SOCKETS {
+                std::thread::yield_now();
+            }
+        }
+        stop.write(1).unwrap();
+        let total = first.join().unwrap() + second.join().unwrap();
+        assert_eq!(total, ROUNDS * SOCKETS);
+    });
+}
+
+#[test]
+fn reapers_of_two_contexts_share_the_poller() {
+    // Whichever reaper waits in epoll collects the other context's edges
+    // too; the other's reaper is woken by its completion, or rung for the
+    // poller when the leader leaves.
+    const ROUNDS: u64 = 200;
+    let contexts = [StdContext::<4>::new(), StdContext::<4>::new()];
+    let sockets: Vec<_> = (0..2)
+        .map(|_| {
+            let (ours, peer) = UnixStream::pair().unwrap();
+            ours.set_nonblocking(true).unwrap();
+            (Fd::new(ours).unwrap(), peer)
+        })
+        .collect();
+    let served = [
+        std::sync::atomic::AtomicU64::new(0),
+        std::sync::atomic::AtomicU64::new(0),
+    ];
+    std::thread::scope(|scope| {
+        for k in 0..2 {
+            let (context, (socket, _), served) = (&contexts[k], &sockets[k], &served[k]);
+            scope.spawn(move || {
+                for round in 1..=ROUNDS {
+                    context.submit(socket, Events::IN, round).unwrap();
+                    assert_eq!(
+                        pairs(&context.get_events(1, 4, None).unwrap()),
+                        [(round, Outcome::Ready(Events::IN))]
+                    );
+                    let mut byte = [0; 1];
+                    socket.get_ref().read_exact(&mut byte).unwrap();
+                    served.store(round, std::sync::atomic::Ordering::SeqCst);
+                }
+            });
+        }
+        for round in 1..=ROUNDS {
+            // Alternately, and each after the other's reaper is done with
+            // the previous round: one reaper often leads while the other's
+            // socket becomes readable.
+            for k in [round as usize % 2, 1 - round as usize % 2] {
+                (&sockets[k].1).write_all(b"x").unwrap();
+                while served[k].load(std::sync::atomic::Ordering::SeqCst) < round {
+                    std::thread::yield_now();
+                }
+            }
+        }
+    });
+}
+
+#[test]
+fn an_awaited_request_on_an_fd_completes_while_no_reaper_waits() {
+    // A reaper of another context has just left the poller (its request
+    // completed); nobody reaps now, yet the awaited request's edge must be
+    // collected: the poller thread is called for it.
+    let context = StdContext::<4>::new();
+    let (ours, mut peer) = UnixStream::pair().unwrap();
+    ours.set_nonblocking(true).unwrap();
+    let socket = Fd::new(ours).unwrap();
+    let other = StdContext::<4>::new();
+    let (theirs, mut their_peer) = UnixStream::pair().unwrap();
+    let their_socket = Fd::new(theirs).unwrap();
+    for _ in 0..50 {
+        other.submit(&their_socket, Events::IN, 1).unwrap();
+        std::thread::scope(|scope| {
+            scope.spawn(|| their_peer.write_all(b"x").unwrap());
+            assert_eq!(other.get_events(1, 4, None).unwrap().len(), 1);
+        });
+        let mut byte = [0; 1];
+        their_socket.get_ref().read_exact(&mut byte).unwrap();
+        std::thread::scope(|scope| {
+            let request = context.request(&socket, Events::IN);
+            let waiter = scope.spawn(|| futures_executor::block_on(request));
+            peer.write_all(b"y").unwrap();
+            assert_eq!(waiter.join().unwrap(), Ok(Outcome::Ready(Events::IN)));
+        });
+        socket.get_ref().read_exact(&mut byte).unwrap();
+    }
+}
