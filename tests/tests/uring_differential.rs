@@ -118,7 +118,10 @@
 //!    `Fd` sees the still-writable eventfd posted again; io_uring filters by
 //!    the key and posts nothing. Predicted as in 4. (The `Fd`'s delivery a
 //!    moment after the operation is bridged by [`Fd::catch_up`] after each
-//!    write, read and close, as in the aio differential test.)
+//!    write, read and close, as in the aio differential test, and after
+//!    fresh descriptors are registered: epoll raises an edge at once for a
+//!    ready one, which would otherwise reach a multishot request submitted
+//!    after it as a second post.)
 //! 6. **Event bits that are not poll events** are dropped silently by
 //!    io_uring (the request then waits for `ERR`/`HUP` only) and refused by
 //!    aiopoll (`UnknownEvents`): the sequences use poll events only, and the
@@ -556,7 +559,7 @@ fn kernel_result(outcome: Outcome) -> i32 {
 
 impl Run {
     fn new(seed: u64, fd_mode: bool, ring: Ring) -> Run {
-        Run {
+        let run = Run {
             fd_mode,
             seed,
             step: 0,
@@ -575,7 +578,11 @@ impl Run {
             next_rename: 0,
             figures: Figures::default(),
             log: VecDeque::new(),
-        }
+        };
+        // The sources' first edges (epoll reports a registered descriptor
+        // that is ready at once), before any request can see them.
+        run.catch_up();
+        run
     }
 
     fn at(&self) -> String {
@@ -1096,8 +1103,9 @@ impl Run {
         }
     }
 
-    /// In fd mode, after a write, a read or a close: waits for the poller
-    /// thread to deliver what it raised (see the aio differential test).
+    /// In fd mode, after a write, a read or a close, and after fresh
+    /// descriptors are registered: waits for the poller thread to deliver
+    /// what it raised (see the aio differential test).
     fn catch_up(&self) {
         if let OurCounter::Fd(fd) = &self.counters[0].ours {
             fd.catch_up();
@@ -1319,13 +1327,16 @@ impl Run {
         close(fd);
         drop(ours);
         let pipe = &mut self.pipes[i];
-        if pipe.read.is_none() && pipe.write.is_none() {
+        let fresh = pipe.read.is_none() && pipe.write.is_none();
+        if fresh {
             *pipe = Pipe::new(self.fd_mode);
-            return false;
         }
+        // In fd mode this also delivers the edge epoll raises when it
+        // registers a fresh pipe's ready write end, which would otherwise
+        // reach a multishot request submitted after it (a second post).
         self.catch_up();
         self.absorb();
-        true
+        !fresh
     }
 
     /// Reaps both sides and compares the window, request by request (see
