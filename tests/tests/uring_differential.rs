@@ -748,7 +748,10 @@ impl Run {
     /// it must, and every linked timeout of a finished poll has posted,
     /// without reaping: aiopoll's completions must come on their own
     /// (inline, from the poller thread, or from deferred work run by the
-    /// context's thread), not from a reap.
+    /// context's thread), not from a reap. (Readiness merged into a
+    /// multishot completion already waiting does not change the count; its
+    /// wakeup has completed inline or left deferred work pending before the
+    /// operation returned, which the reap runs, or waits for, first.)
     fn settle(&mut self) {
         let start = Instant::now();
         loop {
