@@ -52,32 +52,18 @@
 #![cfg(all(target_os = "linux", target_endian = "little", not(miri)))]
 
 use std::collections::{BTreeMap, HashMap};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::RawFd;
 use std::time::{Duration, Instant};
 
-use aiopoll_std::{
-    pipe, AsSource, Completion, EventCounter, Events, Fd, Handle, PipeReader, PipeWriter,
-    SharedSource, SourceError, StdContext, SubmitError,
-};
+use aiopoll_std::{AsSource, Completion, Events, Handle, StdContext, SubmitError};
+
+mod common;
+use common::*;
 
 /// The fixed seeds: 1 to 32.
 const SEEDS: std::ops::RangeInclusive<u64> = 1..=32;
 const STEPS: usize = 500;
-const PAGE: usize = 4096;
-/// How long to wait for a completion that comes a moment after the
-/// operation (from the kernel's work queue, or from aiopoll's poller or
-/// deferred-work thread). Only a bound on waiting: a completion still
-/// missing after it fails the test; the time is not what is tested.
-const GRACE: Duration = Duration::from_secs(5);
 const IOCB_CMD_POLL: u16 = 5;
-const EINPROGRESS: i64 = libc::EINPROGRESS as i64;
-const EINVAL: i64 = libc::EINVAL as i64;
-const EAGAIN: i64 = libc::EAGAIN as i64;
-const EPIPE: i64 = libc::EPIPE as i64;
-/// Every poll bit aiopoll knows (Linux's values).
-const KNOWN: [u32; 12] = [
-    0x1, 0x2, 0x4, 0x8, 0x10, 0x20, 0x40, 0x80, 0x100, 0x200, 0x400, 0x2000,
-];
 
 /// `struct iocb` (little-endian layout).
 #[repr(C)]
@@ -105,19 +91,6 @@ struct IoEvent {
     obj: u64,
     res: i64,
     res2: i64,
-}
-
-fn errno() -> i64 {
-    i64::from(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
-}
-
-/// A syscall's result: the value, or minus errno.
-fn check(ret: libc::c_long) -> i64 {
-    if ret < 0 {
-        -errno()
-    } else {
-        ret
-    }
 }
 
 /// The kernel's aio context.
@@ -210,210 +183,6 @@ impl Drop for Kernel {
     }
 }
 
-fn close(fd: RawFd) {
-    // SAFETY: `fd` is a descriptor this test opened and closes once.
-    unsafe { libc::close(fd) };
-}
-
-fn kernel_eventfd() -> RawFd {
-    // SAFETY: plain eventfd creation.
-    let fd = unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) };
-    assert!(fd >= 0, "eventfd");
-    fd
-}
-
-/// A non-blocking kernel pipe of 64 KiB: `[read end, write end]`.
-fn kernel_pipe() -> [RawFd; 2] {
-    let mut fds = [0; 2];
-    // SAFETY: `fds` has room for the two descriptors.
-    let ret = unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_NONBLOCK | libc::O_CLOEXEC) };
-    assert_eq!(ret, 0, "pipe2");
-    // SAFETY: `fds[1]` is an open pipe.
-    let size = unsafe { libc::fcntl(fds[1], libc::F_GETPIPE_SZ) };
-    if size != 65_536 {
-        // SAFETY: as above.
-        let set = unsafe { libc::fcntl(fds[1], libc::F_SETPIPE_SZ, 65_536) };
-        assert_eq!(set, 65_536, "the kernel pipe must hold 64 KiB");
-    }
-    fds
-}
-
-/// Takes ownership of a descriptor this test opened, as an `Fd` source.
-fn owned(fd: RawFd) -> Fd<OwnedFd> {
-    // SAFETY: `fd` was just opened by this test and is owned by nothing else.
-    Fd::new(unsafe { OwnedFd::from_raw_fd(fd) }).expect("an OS poller")
-}
-
-fn raw_write(fd: RawFd, data: &[u8]) -> i64 {
-    // SAFETY: writes from `data`, which is that long, to an open descriptor.
-    check(unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) } as libc::c_long)
-}
-
-fn raw_read(fd: RawFd, data: &mut [u8]) -> i64 {
-    // SAFETY: reads into `data`, which is that long, from an open descriptor.
-    check(unsafe { libc::read(fd, data.as_mut_ptr().cast(), data.len()) } as libc::c_long)
-}
-
-/// aiopoll's side of an eventfd: the in-process `EventCounter`, or, to test
-/// `Fd`, a second real eventfd in an `Fd`.
-enum OurCounter {
-    Native(EventCounter),
-    Fd(Fd<OwnedFd>),
-}
-
-impl OurCounter {
-    fn write(&self, value: u64) -> i64 {
-        match self {
-            OurCounter::Native(counter) => ours_io(counter.write(value).map(|()| 8)),
-            OurCounter::Fd(fd) => raw_write(fd.get_ref().as_raw_fd(), &value.to_ne_bytes()),
-        }
-    }
-
-    /// The result, and the value read.
-    fn read(&self) -> (i64, u64) {
-        match self {
-            OurCounter::Native(counter) => match counter.read() {
-                Ok(value) => (8, value),
-                Err(error) => (ours_io(Err(error)), 0),
-            },
-            OurCounter::Fd(fd) => {
-                let mut value = [0; 8];
-                let ret = raw_read(fd.get_ref().as_raw_fd(), &mut value);
-                (ret, u64::from_ne_bytes(value))
-            }
-        }
-    }
-
-    fn readiness(&self) -> Events {
-        match self {
-            OurCounter::Native(counter) => counter.readiness(),
-            OurCounter::Fd(fd) => fd.readiness(),
-        }
-    }
-
-    fn source(&self) -> SharedSource {
-        match self {
-            OurCounter::Native(counter) => counter.as_source(),
-            OurCounter::Fd(fd) => fd.as_source(),
-        }
-    }
-}
-
-/// aiopoll's side of a pipe end: this crate's pipe, or a second kernel
-/// pipe's end in an `Fd`.
-enum OurEnd {
-    Reader(PipeReader),
-    Writer(PipeWriter),
-    Fd(Fd<OwnedFd>),
-}
-
-impl OurEnd {
-    fn write(&self, data: &[u8]) -> i64 {
-        match self {
-            OurEnd::Writer(writer) => ours_io(writer.write(data)),
-            OurEnd::Fd(fd) => raw_write(fd.get_ref().as_raw_fd(), data),
-            OurEnd::Reader(_) => -i64::from(libc::EBADF),
-        }
-    }
-
-    fn read(&self, data: &mut [u8]) -> i64 {
-        match self {
-            OurEnd::Reader(reader) => ours_io(reader.read(data)),
-            OurEnd::Fd(fd) => raw_read(fd.get_ref().as_raw_fd(), data),
-            OurEnd::Writer(_) => -i64::from(libc::EBADF),
-        }
-    }
-
-    fn readiness(&self) -> Events {
-        match self {
-            OurEnd::Reader(reader) => reader.readiness(),
-            OurEnd::Writer(writer) => writer.readiness(),
-            OurEnd::Fd(fd) => fd.readiness(),
-        }
-    }
-
-    fn source(&self) -> SharedSource {
-        match self {
-            OurEnd::Reader(reader) => reader.as_source(),
-            OurEnd::Writer(writer) => writer.as_source(),
-            OurEnd::Fd(fd) => fd.as_source(),
-        }
-    }
-}
-
-/// One eventfd on both sides.
-struct Counter {
-    fd: RawFd,
-    ours: OurCounter,
-}
-
-impl Counter {
-    fn new(fd_mode: bool) -> Counter {
-        Counter {
-            fd: kernel_eventfd(),
-            ours: if fd_mode {
-                OurCounter::Fd(owned(kernel_eventfd()))
-            } else {
-                OurCounter::Native(EventCounter::new())
-            },
-        }
-    }
-}
-
-/// One pipe on both sides; an end is `None` once closed.
-struct Pipe {
-    read: Option<(RawFd, OurEnd)>,
-    write: Option<(RawFd, OurEnd)>,
-    /// Next byte value written (both sides write the same bytes).
-    next: u8,
-}
-
-impl Pipe {
-    fn new(fd_mode: bool) -> Pipe {
-        let [read, write] = kernel_pipe();
-        let (our_read, our_write) = if fd_mode {
-            let [r, w] = kernel_pipe();
-            (OurEnd::Fd(owned(r)), OurEnd::Fd(owned(w)))
-        } else {
-            let (reader, writer) = pipe();
-            (OurEnd::Reader(reader), OurEnd::Writer(writer))
-        };
-        Pipe {
-            read: Some((read, our_read)),
-            write: Some((write, our_write)),
-            next: 0,
-        }
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-enum Src {
-    Counter(usize),
-    PipeRead(usize),
-    PipeWrite(usize),
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // splitmix64
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.next() % 100 < percent
-    }
-}
-
 /// A request in flight on both sides (or completed, until a reap compares
 /// its completions).
 struct Pending {
@@ -452,15 +221,6 @@ fn ours_submit(result: Result<Handle, SubmitError>) -> i64 {
     match result {
         Ok(_) => 1,
         Err(SubmitError::Busy) => -EAGAIN,
-        Err(_) => -EINVAL,
-    }
-}
-
-fn ours_io(result: Result<usize, SourceError>) -> i64 {
-    match result {
-        Ok(count) => count as i64,
-        Err(SourceError::WouldBlock) => -EAGAIN,
-        Err(SourceError::BrokenPipe) => -EPIPE,
         Err(_) => -EINVAL,
     }
 }
@@ -922,34 +682,7 @@ impl Run {
     /// Compares every open source's readiness with what `poll(2)` says of
     /// its kernel twin.
     fn compare_readiness(&self) {
-        let mut sources: Vec<(RawFd, Events, String)> = Vec::new();
-        for (i, counter) in self.counters.iter().enumerate() {
-            sources.push((counter.fd, counter.ours.readiness(), format!("eventfd {i}")));
-        }
-        for (i, pipe) in self.pipes.iter().enumerate() {
-            if let Some((fd, reader)) = &pipe.read {
-                sources.push((*fd, reader.readiness(), format!("pipe {i} read end")));
-            }
-            if let Some((fd, writer)) = &pipe.write {
-                sources.push((*fd, writer.readiness(), format!("pipe {i} write end")));
-            }
-        }
-        for (fd, ours, what) in sources {
-            let mut entry = libc::pollfd {
-                fd,
-                events: KNOWN.iter().fold(0, |all, bit| all | *bit as libc::c_short),
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd, count 1, zero timeout.
-            let ret = unsafe { libc::poll(&mut entry, 1, 0) };
-            assert!(ret >= 0, "poll");
-            assert_eq!(
-                ours.to_linux(),
-                entry.revents as u32,
-                "{}: readiness of {what}",
-                self.at()
-            );
-        }
+        compare_readiness(&self.counters, &self.pipes, &self.at());
     }
 
     fn note(&mut self, op: String) {
@@ -1015,14 +748,6 @@ impl Run {
     }
 }
 
-/// `AIOPOLL_DIFF_SEEDS`: how many seeds to run beyond the fixed ones.
-fn extra_seeds() -> u64 {
-    std::env::var("AIOPOLL_DIFF_SEEDS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
-}
-
 fn run_seed(seed: u64, steps: usize, fd_mode: bool) -> (usize, aiopoll_std::Stats) {
     let mut run = Run::with_mode(seed, fd_mode);
     for step in 0..steps {
@@ -1034,10 +759,7 @@ fn run_seed(seed: u64, steps: usize, fd_mode: bool) -> (usize, aiopoll_std::Stat
 
 #[test]
 fn kernel_aio_poll_matches_on_fixed_seeds() {
-    let steps = std::env::var("AIOPOLL_DIFF_STEPS")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(STEPS);
+    let steps = steps(STEPS);
     let extra = extra_seeds();
     let mut compared = 0;
     let mut paths = [0u32; 4];
