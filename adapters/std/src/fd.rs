@@ -120,6 +120,11 @@ fn events_of(mask: u32) -> Events {
 /// written, then read back) completes a request if the edge was collected
 /// before it went.
 ///
+/// The wakeup carries the descriptor's whole readiness, not the kernel's
+/// wakeup key (which names only what changed): after a write to an eventfd,
+/// a multishot request for `OUT` on it posts `OUT` again, where io_uring's
+/// would not.
+///
 /// That is the one difference from Linux aio, where the operation that
 /// makes a descriptor ready completes its requests before it returns. Here
 /// the operation returns first, so an operation issued right after it may

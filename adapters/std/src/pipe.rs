@@ -1,4 +1,14 @@
 //! [`pipe`]: a bounded byte pipe with pipe(7) semantics.
+//!
+//! Its readiness is Linux's; its wakeups are a little more frequent. Every
+//! read that takes bytes wakes the writers' queue (Linux wakes writers only
+//! when a read frees a page of a full pipe), and a write that fails with
+//! `WouldBlock` wakes nobody (Linux wakes the readers). A one-shot request
+//! cannot tell: it completes only with readiness it asked for, and each of
+//! these wakeups finds it ready or leaves it armed. A multishot request
+//! posts on each wakeup its events are ready at, so it may post where a
+//! Linux one would not (the io_uring differential test predicts each such
+//! post).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
