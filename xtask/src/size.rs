@@ -257,6 +257,9 @@ fn counts(output: &str) -> Vec<(String, f64)> {
         .collect()
 }
 
+/// One machine's counts, and whether its two runs agreed.
+type Column<'m> = (&'m Machine, Vec<(String, f64)>, bool);
+
 /// What the ratio table compares: aiopoll's case over a peer's, in the
 /// same firmware.
 const RATIOS: [(&str, &str, &str); 6] = [
@@ -295,10 +298,7 @@ const RATIOS: [(&str, &str, &str); 6] = [
 /// The instruction counts of every machine side by side (net of each
 /// case's loop), the ratios to the peers in the same firmware, and the
 /// Cortex-M3 targets' verdicts.
-fn icount_tables(
-    columns: &[(&Machine, Vec<(String, f64)>, bool)],
-    verdicts: &mut Vec<String>,
-) -> String {
+fn icount_tables(columns: &[Column], verdicts: &mut Vec<String>) -> String {
     let mut text =
         String::from("\n| instructions per operation, net of the loop (QEMU, -icount shift=0) |");
     for (machine, _, _) in columns {
