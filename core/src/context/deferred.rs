@@ -84,19 +84,20 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         if self.words[slot].load(Ordering::Relaxed) & PENDING == 0 {
             return SlotWork::Idle;
         }
-        // Swap *before* re-polling: a wakeup from here on sets PENDING
-        // again and is handled by the next run.
-        let word = self.words[slot].swap(0, Ordering::AcqRel);
+        // Clear the bits *before* re-polling: a wakeup from here on sets
+        // PENDING again and is handled by the next run. (The events stay.)
+        let word = self.words[slot].fetch_and(EVENTS, Ordering::AcqRel);
         if word & PENDING == 0 {
             return SlotWork::Idle;
         }
+        let events = word_events(word);
         let armed = self.with_state(locked, |state| {
             let record = &state.slots[slot];
             // Completed by cancel, an inline wakeup or submit since:
             // nothing left to do.
-            (record.phase == Phase::Armed).then_some((record.source, record.events))
+            (record.phase == Phase::Armed).then_some(record.source)
         });
-        let Some((source, events)) = armed else {
+        let Some(source) = armed else {
             return SlotWork::Idle;
         };
         let outcome = if word & GONE != 0 {
@@ -104,7 +105,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         } else {
             let mut unwind = RestoreWordOnUnwind {
                 word: &self.words[slot],
-                bits: word,
+                bits: word & !EVENTS,
                 armed: true,
             };
             let ready = source.map_or(Events::empty(), |source| {

@@ -31,10 +31,10 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                 let (mut count, mut freed) = (0, 0);
                 let context = state.id;
                 for place in out.iter_mut() {
-                    let Some(slot) = state.completed.pop_front() else {
+                    let Some(index) = state.pop_completed() else {
                         break;
                     };
-                    let index = usize::from(slot);
+                    let slot = index as u16;
                     let record = &mut state.slots[index];
                     let handle = Handle {
                         context,
@@ -56,9 +56,8 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                         record.posted = Events::empty();
                         reaped(place);
                         if state.slots[index].phase == Phase::Completed {
-                            // Cannot fail: this slot's place was just freed.
-                            let pushed = state.completed.push_back(slot);
-                            debug_assert!(pushed.is_ok());
+                            // Back in the queue, in the place just freed.
+                            state.push_completed(index);
                         }
                         continue;
                     }
@@ -123,9 +122,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                 // the queue already: reaping that readiness puts it back
                 // for this final completion.
                 if record.posted.is_empty() {
-                    // Cannot fail: the queue has one place per slot.
-                    let pushed = state.completed.push_back(slot as u16);
-                    debug_assert!(pushed.is_ok());
+                    state.push_completed(slot);
                 }
                 self.hooks.completed();
                 None
@@ -145,9 +142,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         debug_assert!(record.multishot && record.phase == Phase::Armed);
         if record.posted.is_empty() {
             record.posted = ready;
-            // Cannot fail: the queue has one place per slot.
-            let pushed = state.completed.push_back(slot as u16);
-            debug_assert!(pushed.is_ok());
+            state.push_completed(slot);
             self.hooks.completed();
         } else {
             record.posted |= ready;

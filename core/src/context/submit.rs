@@ -176,11 +176,17 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         // T1 submit: Free → Polling.
         let slot = this
             .with_state(locked, |state| {
+                if state.id == 0 {
+                    // The context's first submit.
+                    state.assign_id();
+                    // SAFETY: we hold the context lock; none of its entries
+                    // is linked yet (this is its first submit).
+                    unsafe { this.header.install(Self::wake_entry) };
+                }
                 let slot = state.allocate()?;
                 let record = &mut state.slots[slot];
                 record.phase = Phase::Polling;
                 record.user_data = user_data;
-                record.events = events;
                 record.source = Some(source);
                 record.delivery = delivery;
                 record.multishot = multishot;
@@ -189,6 +195,8 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
             .ok_or(SubmitError::Busy)?;
         transition!("T1 submit", slot);
         debug_assert_eq!(this.words[slot].load(Ordering::Relaxed), 0);
+        // Before any entry is linked: wakers read the events here.
+        this.words[slot].store(u32::from(events.bits()), Ordering::Relaxed);
 
         // If `poll` unwinds, T4 undoes everything before the lock is released.
         let mut unwind = UndoSubmit {
@@ -200,7 +208,6 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         let mut registration = Registration {
             context: this,
             slot: slot as u16,
-            events,
             queues: [core::ptr::null_mut(); W],
             registered: 0,
             overflow: false,
@@ -231,13 +238,15 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
             } else if registered == 0 {
                 // T4 submit refused: nothing to wait on, nothing ready.
                 transition!("T4 submit refused", slot);
+                // No entry was linked, so no waker saw the word.
+                this.words[slot].store(0, Ordering::Relaxed);
                 state.release(slot);
                 return Err(SubmitError::NotPollable);
             } else {
                 None
             };
             let generation = state.slots[slot].generation;
-            let context = state.id();
+            let context = state.id;
             state.stats.submitted = state.stats.submitted.wrapping_add(1);
             // A multishot request that is ready at once posts that readiness
             // (T16) and arms; its final completion follows only if a queue
@@ -585,7 +594,6 @@ pub(super) fn checked_events(events: Events) -> Result<Events, SubmitError> {
 struct Registration<'c, 's, const N: usize, L: Locks, const W: usize, H: Notify> {
     context: &'c Context<'s, N, L, W, H>,
     slot: u16,
-    events: Events,
     /// The distinct queues registered so far, linked or found closed; the
     /// entry of the same index is linked on the queue unless it was closed.
     queues: [*mut (); W],
@@ -618,8 +626,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Registrar<'s, L::Q
         // and a Free slot has no linked entry); we hold the context lock; the
         // queue lives for `'s`, and the context detaches the entry before
         // either goes.
-        let attached =
-            unsafe { queue.attach(entry, self.context.header(), self.slot, self.events) };
+        let attached = unsafe { queue.attach::<L>(entry, self.context.header()) };
         if !attached {
             self.closed = true;
         }

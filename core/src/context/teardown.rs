@@ -15,7 +15,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                 // contract), so the queue is alive; `detach` re-checks under
                 // the queue lock that the entry is still linked there. We
                 // hold the context lock, which owns the entry.
-                unsafe { (*(queue as *const WaitQueue<L::Queue>)).detach(entry) };
+                unsafe { (*(queue as *const WaitQueue<L::Queue>)).detach::<L>(entry) };
             }
         }
     }
