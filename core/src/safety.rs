@@ -93,3 +93,12 @@
 //!     (`tests/threads.rs`, under Miri too), and a wakeup from inside a
 //!     source's `poll` that finds the context held and defers
 //!     (`tests/locks.rs`).
+//! 12. **A slot's payload is read as what its delivery says it holds.** A
+//!     queued request's user data and an awaited request's task waker share
+//!     one place (a union); the slot's private `delivery` names the one in
+//!     use, and only the slot's methods read or write either, changing both
+//!     together. A waker still there when the context goes (its future was
+//!     forgotten) is dropped by the context's `Drop`, after every entry has
+//!     left its queue and with no lock held. Guarded by Miri on the awaited
+//!     requests' tests (`tests/request.rs`, among them
+//!     `forgetting_futures_is_sound_and_only_leaks_their_slots`).

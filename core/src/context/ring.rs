@@ -48,7 +48,9 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                         // follows: back in the queue, where this one was).
                         transition!("T16 multishot readiness reaped", index);
                         *place = Completion {
-                            user_data: record.user_data,
+                            // SAFETY: only queued requests reach the
+                            // completion queue (`finish`, `post`).
+                            user_data: unsafe { record.queued_user_data() },
                             outcome: Outcome::Ready(record.posted),
                             handle,
                             more: true,
@@ -63,7 +65,8 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                     }
                     debug_assert_eq!(record.phase, Phase::Completed);
                     *place = Completion {
-                        user_data: record.user_data,
+                        // SAFETY: as above.
+                        user_data: unsafe { record.queued_user_data() },
                         outcome: record.outcome,
                         handle,
                         more: false,
@@ -116,7 +119,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         record.phase = Phase::Completed;
         record.outcome = outcome;
         record.source = None;
-        match record.delivery {
+        match record.delivery() {
             Delivery::Queue => {
                 // A multishot request with readiness still unreaped is in
                 // the queue already: reaping that readiness puts it back
@@ -127,7 +130,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                 self.hooks.completed();
                 None
             }
-            Delivery::Awaited => record.waker.take(),
+            Delivery::Awaited => record.waker().and_then(Option::take),
         }
     }
 

@@ -1,5 +1,7 @@
 //! The request slots and their free list: what the context lock protects.
 
+use core::mem::ManuallyDrop;
+
 use super::*;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -20,14 +22,23 @@ pub(super) enum Delivery {
     Awaited,
 }
 
+/// What a request carries beside its source, in one place: a queued
+/// request's user data, or the task waker of an awaited one (which has no
+/// user data). The slot's `delivery` says which; only [`Slot`]'s methods
+/// read it.
+pub(super) union Payload {
+    user_data: u64,
+    /// Taken out when the request completes and called once no lock is
+    /// held; dropped by the context's `Drop` if still there.
+    waker: ManuallyDrop<Option<Waker>>,
+}
+
 pub(super) struct Slot<'s, Q: lock_api::RawMutex> {
     pub(super) phase: Phase,
-    pub(super) delivery: Delivery,
-    /// The task awaiting this request (`Delivery::Awaited` only), taken
-    /// out when the request completes and called once no lock is held.
-    pub(super) waker: Option<Waker>,
+    /// Which of `payload`'s fields is in use; changed only with it.
+    delivery: Delivery,
+    payload: Payload,
     pub(super) generation: u32,
-    pub(super) user_data: u64,
     pub(super) source: Option<&'s dyn Source<Q>>,
     pub(super) outcome: Outcome,
     /// A multishot request: it stays armed after each readiness it posts.
@@ -52,9 +63,8 @@ impl<Q: lock_api::RawMutex> Slot<'_, Q> {
     pub(super) const FREE: Self = Slot {
         phase: Phase::Free,
         delivery: Delivery::Queue,
-        waker: None,
+        payload: Payload { user_data: 0 },
         generation: 0,
-        user_data: 0,
         source: None,
         // All zeros, as every field here: a new context is all zeros.
         outcome: Outcome::Ready(Events::empty()),
@@ -64,6 +74,75 @@ impl<Q: lock_api::RawMutex> Slot<'_, Q> {
         // Only read while the request is armed, and set when it arms.
         deadline: 0,
     };
+}
+
+impl<Q: lock_api::RawMutex> Slot<'_, Q> {
+    /// Where the request's completion goes.
+    #[inline(always)]
+    pub(super) fn delivery(&self) -> Delivery {
+        self.delivery
+    }
+
+    /// Makes this (free) slot a queued request's, with `user_data`.
+    #[inline(always)]
+    pub(super) fn set_queued(&mut self, user_data: u64) {
+        debug_assert!(self.waker().is_none_or(|waker| waker.is_none()));
+        self.delivery = Delivery::Queue;
+        self.payload = Payload { user_data };
+    }
+
+    /// Makes this (free) slot an awaited request's, with no waker yet.
+    #[inline(always)]
+    pub(super) fn set_awaited(&mut self) {
+        debug_assert!(self.waker().is_none_or(|waker| waker.is_none()));
+        self.delivery = Delivery::Awaited;
+        self.payload = Payload {
+            waker: ManuallyDrop::new(None),
+        };
+    }
+
+    /// A queued request's user data (an awaited one has none: 0).
+    #[inline(always)]
+    pub(super) fn user_data(&self) -> u64 {
+        match self.delivery {
+            // SAFETY: a queued request's payload is its user data (written
+            // with `delivery` by `set_queued`).
+            Delivery::Queue => unsafe { self.payload.user_data },
+            Delivery::Awaited => 0,
+        }
+    }
+
+    /// A queued request's user data, without looking at `delivery`.
+    ///
+    /// # Safety
+    /// The request is a queued one (as every request whose completion is
+    /// in the completion queue is).
+    #[inline(always)]
+    pub(super) unsafe fn queued_user_data(&self) -> u64 {
+        debug_assert_eq!(self.delivery, Delivery::Queue);
+        // SAFETY: the caller's contract: a queued request's payload is its
+        // user data.
+        unsafe { self.payload.user_data }
+    }
+
+    /// Changes a queued request's user data (an awaited one has none).
+    #[inline(always)]
+    pub(super) fn set_user_data(&mut self, user_data: u64) {
+        if self.delivery == Delivery::Queue {
+            self.payload = Payload { user_data };
+        }
+    }
+
+    /// The task waker of an awaited request; `None` for a queued one.
+    #[inline(always)]
+    pub(super) fn waker(&mut self) -> Option<&mut Option<Waker>> {
+        match self.delivery {
+            // SAFETY: an awaited request's payload is its waker (written
+            // with `delivery` by `set_awaited`).
+            Delivery::Awaited => Some(unsafe { &mut *self.payload.waker }),
+            Delivery::Queue => None,
+        }
+    }
 }
 
 /// Everything the context lock protects.
@@ -201,7 +280,7 @@ impl<Q: lock_api::RawMutex, const N: usize> State<'_, Q, N> {
         debug_assert!(state.posted.is_empty());
         // `finish` took an awaited request's waker out (to be called or
         // dropped once the lock is released, never under it).
-        debug_assert!(state.waker.is_none());
+        debug_assert!(state.waker().is_none_or(|waker| waker.is_none()));
         state.generation = state.generation.wrapping_add(1);
         state.next = self.lists.free;
         self.lists.free = slot as u16 + 1;

@@ -186,9 +186,11 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                 let slot = state.allocate()?;
                 let record = &mut state.slots[slot];
                 record.phase = Phase::Polling;
-                record.user_data = user_data;
+                match delivery {
+                    Delivery::Queue => record.set_queued(user_data),
+                    Delivery::Awaited => record.set_awaited(),
+                }
                 record.source = Some(source);
-                record.delivery = delivery;
                 record.multishot = multishot;
                 Some(slot)
             })
@@ -279,11 +281,11 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                     // Its deadline is set before anybody else can see the
                     // slot (we hold the lock).
                     record.deadline = deadline;
-                    if delivery == Delivery::Awaited {
-                        // No lock-free reader yet: wakeups during `poll`
-                        // could only defer, and deferred work needs the
-                        // lock we hold.
-                        record.waker = waker.take();
+                    if let Some(slot_waker) = record.waker() {
+                        // An awaited request. No lock-free reader yet:
+                        // wakeups during `poll` could only defer, and
+                        // deferred work needs the lock we hold.
+                        *slot_waker = waker.take();
                     }
                 }
             }
@@ -368,7 +370,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
             // An awaited request is cancelled by dropping its future.
             if record.generation != handle.generation
                 || record.phase != Phase::Armed
-                || record.delivery != Delivery::Queue
+                || record.delivery() != Delivery::Queue
             {
                 return Err(CancelError::NotFound);
             }
@@ -399,7 +401,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
     /// matched.
     pub fn cancel_user_data(&self, user_data: u64) -> usize {
         self.end_where(
-            |record| record.delivery == Delivery::Queue && record.user_data == user_data,
+            |record| record.delivery() == Delivery::Queue && record.user_data() == user_data,
             Outcome::Cancelled,
         )
     }

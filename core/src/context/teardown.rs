@@ -39,5 +39,17 @@ impl<const N: usize, L: Locks, const W: usize, H: Notify> Drop for Context<'_, N
                 this.detach_all(slot);
             }
         }
+        drop(locked);
+        // The task wakers still in slots (their futures were forgotten),
+        // each dropped with no lock held. Nothing reaches the slots now.
+        for slot in 0..N {
+            let waker = {
+                let locked = Locked::lock(&this.lock);
+                this.with_state(&locked, |state| {
+                    state.slots[slot].waker().and_then(Option::take)
+                })
+            };
+            drop(waker);
+        }
     }
 }

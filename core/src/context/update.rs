@@ -90,7 +90,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
             handle.context == state.id
                 && record.generation == handle.generation
                 && record.phase == Phase::Armed
-                && record.delivery == Delivery::Queue
+                && record.delivery() == Delivery::Queue
         });
         if !found || self.run_deferred_slot(&locked, slot, &mut batch) == SlotWork::Completed {
             return Err(UpdateError::NotFound);
@@ -100,7 +100,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         let source = self.with_state(&locked, |state| {
             let record = &mut state.slots[slot];
             if let Some(user_data) = user_data {
-                record.user_data = user_data;
+                record.set_user_data(user_data);
             }
             record.source
         });

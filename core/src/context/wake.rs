@@ -100,7 +100,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                 }
                 // An awaited request's task is woken after the queue lock is
                 // released; with no room left for its waker, defer.
-                if record.delivery == Delivery::Awaited && !batch.has_room() {
+                if record.delivery() == Delivery::Awaited && !batch.has_room() {
                     return None;
                 }
                 transition!("T5 inline wakeup", slot);
