@@ -75,15 +75,29 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
     ///
     /// If the source's `poll` unwinds, the wakeup is not lost: `PENDING` is
     /// set again (and the caller's guard raises the deferred flag).
+    #[inline(always)]
     pub(super) fn run_deferred_slot(
         &self,
         locked: &Locked<'_, L::Context>,
         slot: usize,
         batch: &mut WakeBatch,
     ) -> SlotWork {
+        // The common case (nothing handed over) costs a load, not a call.
         if self.words[slot].load(Ordering::Relaxed) & PENDING == 0 {
             return SlotWork::Idle;
         }
+        self.run_pending_slot(locked, slot, batch)
+    }
+
+    /// [`run_deferred_slot`](Self::run_deferred_slot) once `PENDING` was
+    /// seen set.
+    #[inline(never)]
+    fn run_pending_slot(
+        &self,
+        locked: &Locked<'_, L::Context>,
+        slot: usize,
+        batch: &mut WakeBatch,
+    ) -> SlotWork {
         // Clear the bits *before* re-polling: a wakeup from here on sets
         // PENDING again and is handled by the next run. (The events stay.)
         let word = self.words[slot].fetch_and(EVENTS, Ordering::AcqRel);
