@@ -33,8 +33,10 @@
 //!
 //! - **T1 submit**: `Free → Polling`. Under the context lock, take a free slot
 //!   (none: `Busy`, nothing changed), record the events (requested ∪ ERR ∪
-//!   HUP), the user data and the source, and call the source's `poll`, which
-//!   links the slot's wait entries on its queues. A wakeup during `poll` fails
+//!   HUP, in the slot's wake word, where wakers read them), the user data and
+//!   the source, and call the source's `poll`, which links the slot's wait
+//!   entries on its queues. (A context's first submit also sets the wake
+//!   function its entries lead wakers to: a new context is all zeros.) A wakeup during `poll` fails
 //!   its try-lock (we hold the lock) and only sets `PENDING` (T6).
 //! - **T2 submit arms**: `Polling → Armed`, when nothing asked for is ready
 //!   and the request is on at least one queue. If a wakeup already set
@@ -127,7 +129,8 @@
 //!
 //! This module doc is the one map of the states and transitions; the code
 //! is split along the machine's seams, and each transition's code names it:
-//! `slots` (slot records and the free list), `submit` (T1 to T4, T9),
+//! `slots` (slot records, and the free list and completion queue linked
+//! through them), `submit` (T1 to T4, T9),
 //! `wake` (the wake function: T5, T6, T10), `deferred` (T7, T8), `ring`
 //! (completing a request and reaping it, T11), `teardown` (leaving the wait
 //! queues, T12), `awaited` (the context's side of [`Request`](crate::Request)
