@@ -44,7 +44,15 @@
 //!    (`tests/semantics.rs`) and the property test, under Miri.
 //! 7. **A `Context`'s first field is its `ContextHeader`** (`repr(C)`), so a
 //!    pointer to the header is a pointer to the context with the context's
-//!    provenance. Guarded by Miri on every test that wakes a queue.
+//!    provenance. The header's wake function is set by the context's first
+//!    submit, under the context lock and before any of its entries is
+//!    linked, and read by wakers only through a linked entry, under the
+//!    queue lock that linking took: so it is always set when read. A wakeup
+//!    finds the request's slot from the entry's address (its place in the
+//!    context's entries) and reads the request's events from the slot's
+//!    wake word. Guarded by Miri on every test that wakes a queue, and by
+//!    loom, whose `UnsafeCell` (the header's) reports a read that is not
+//!    ordered after the write.
 //! 8. **A future waiting for a slot stays in place until it unlinks its
 //!    node.** A [`Request`](crate::Request) that finds every slot in use
 //!    links a node that lives inside the future on its context's list of
@@ -75,3 +83,22 @@
 //!     wakers are dropped after the unlock. Not a memory-safety invariant,
 //!     but what keeps a waker that re-enters aiopoll from deadlocking.
 //!     Guarded by `more_awaited_requests_on_one_queue_than_a_wake_batch_all_complete_once`.
+//! 11. **A lock taken nested inside the other lock of its pair excludes as
+//!     the lock itself would.** [`Locks`](crate::Locks) is an `unsafe`
+//!     trait: a pair that overrides `try_lock_context_in_queue` or
+//!     `lock_queue_in_context` (the Cortex-M adapter's `CortexMLocks`, whose
+//!     inner lock only sets its "held" flag inside the outer one's critical
+//!     section) promises that. Guarded by the adapter's host tests: a
+//!     `CortexMLocks` context raised, run and reaped from three threads
+//!     (`tests/threads.rs`, under Miri too), and a wakeup from inside a
+//!     source's `poll` that finds the context held and defers
+//!     (`tests/locks.rs`).
+//! 12. **A slot's payload is read as what its delivery says it holds.** A
+//!     queued request's user data and an awaited request's task waker share
+//!     one place (a union); the slot's private `delivery` names the one in
+//!     use, and only the slot's methods read or write either, changing both
+//!     together. A waker still there when the context goes (its future was
+//!     forgotten) is dropped by the context's `Drop`, after every entry has
+//!     left its queue and with no lock held. Guarded by Miri on the awaited
+//!     requests' tests (`tests/request.rs`, among them
+//!     `forgetting_futures_is_sound_and_only_leaks_their_slots`).

@@ -33,8 +33,8 @@ use core::task::Waker;
 
 use lock_api::RawMutex;
 
-use crate::sync::{AtomicPtr, Locked, Ordering, UnsafeCell};
-use crate::Events;
+use crate::sync::{AtomicPtr, Locked, Ordering, QueueInContext, UnsafeCell};
+use crate::{Events, Locks};
 
 /// How a queue wakes its waiters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,9 +130,10 @@ impl Drop for WakeBatch {
 }
 
 /// The wake function of a context type: called with the queue's lock held
-/// for an entry `entry` of slot `slot` linked on `list`. A task waker of a
-/// request it completes goes into `batch`, to be called after the queue's
-/// lock is released.
+/// for an entry `entry` linked on `list` (the entry's place in its context
+/// tells the request: the context finds the slot from the entry's address).
+/// A task waker of a request it completes goes into `batch`, to be called
+/// after the queue's lock is released.
 ///
 /// # Safety
 /// `owner` points to a live context of the type this function was
@@ -142,16 +143,69 @@ pub(crate) type WakeFn = unsafe fn(
     owner: *const ContextHeader,
     list: &mut List,
     entry: *const WaitEntry,
-    slot: u16,
     wake: Wake,
     batch: &mut WakeBatch,
 ) -> Verdict;
 
 /// The first field of every `Context` (which is `repr(C)`): lets a wait entry
 /// reach the code of the context type that owns it without knowing the type.
+///
+/// The wake function is set by the context's first submit, under the context
+/// lock and before any of its entries is linked, not when the context is
+/// made: so a new context is all zeros, and a `static` one takes no flash for
+/// its initial value (it goes to `.bss`). Wakers read it only through linked
+/// entries, under the queue lock, so always after it was set.
 #[repr(C)]
 pub(crate) struct ContextHeader {
-    pub(crate) wake: WakeFn,
+    wake: UnsafeCell<Option<WakeFn>>,
+}
+
+impl ContextHeader {
+    #[cfg(not(loom))]
+    pub(crate) const fn new() -> Self {
+        ContextHeader {
+            wake: UnsafeCell::new(None),
+        }
+    }
+
+    #[cfg(loom)]
+    pub(crate) fn new() -> Self {
+        ContextHeader {
+            wake: UnsafeCell::new(None),
+        }
+    }
+
+    /// Sets the wake function, if it is not set yet.
+    ///
+    /// # Safety
+    /// The caller holds the lock of the context this header belongs to (so
+    /// no other thread sets it), and `wake` is that context type's wake
+    /// function. Until it is set no entry of the context is linked, so no
+    /// waker reads it meanwhile.
+    #[inline]
+    pub(crate) unsafe fn install(&self, wake: WakeFn) {
+        // SAFETY: the caller's contract: read and written under the context
+        // lock; wakers read it only once an entry is linked, which happens
+        // (under a queue lock) after this write.
+        unsafe {
+            if self.wake.with(|cell| (*cell).is_none()) {
+                self.wake.with_mut(|cell| *cell = Some(wake));
+            }
+        }
+    }
+
+    /// The wake function.
+    ///
+    /// # Safety
+    /// One of the context's entries is linked on a queue whose lock the
+    /// caller holds: the context's first submit set it before linking.
+    #[inline(always)]
+    unsafe fn wake_fn(&self) -> WakeFn {
+        // SAFETY: set before the entry was linked (the caller's contract),
+        // and never written again; the queue lock orders that write before
+        // this read.
+        unsafe { self.wake.with(|cell| (*cell).unwrap_unchecked()) }
+    }
 }
 
 /// One place where a request can wait: a node of a [`WaitQueue`]'s list.
@@ -166,13 +220,14 @@ pub(crate) struct WaitEntry {
     queue: AtomicPtr<()>,
 }
 
+/// Linux's `wait_queue_entry` without `func` and `private`: the owner's
+/// header gives the wake function, and the entry's own address gives the
+/// request (its slot), as `container_of` does in Linux. The events it waits
+/// for are its request's, kept once per request by the context.
 struct Node {
     prev: *const WaitEntry,
     next: *const WaitEntry,
     owner: *const ContextHeader,
-    slot: u16,
-    /// The events the request waits for (requested ∪ ERR ∪ HUP).
-    events: Events,
 }
 
 impl WaitEntry {
@@ -192,16 +247,6 @@ impl WaitEntry {
         }
     }
 
-    /// The events recorded when the entry was linked.
-    ///
-    /// # Safety
-    /// `entry` is linked on a queue whose lock the caller holds.
-    #[inline]
-    pub(crate) unsafe fn events(entry: *const WaitEntry) -> Events {
-        // SAFETY: the caller holds the lock that protects the node.
-        unsafe { (*entry).node.with(|node| (*node).events) }
-    }
-
     /// The queue this entry is linked on, or null.
     #[inline]
     pub(crate) fn queue(&self) -> *mut () {
@@ -214,8 +259,6 @@ impl Node {
         prev: ptr::null(),
         next: ptr::null(),
         owner: ptr::null(),
-        slot: 0,
-        events: Events::empty(),
     };
 }
 
@@ -440,11 +483,9 @@ impl<Q: RawMutex> WaitQueue<Q> {
                 }
                 let mut cursor = list.head;
                 while !cursor.is_null() {
-                    let (next, owner, slot) = (*cursor)
-                        .node
-                        .with(|node| ((*node).next, (*node).owner, (*node).slot));
-                    let wake_fn = (*owner).wake;
-                    let verdict = wake_fn(owner, list, cursor, slot, wake, &mut batch);
+                    let (next, owner) = (*cursor).node.with(|node| ((*node).next, (*node).owner));
+                    let wake_fn = (*owner).wake_fn();
+                    let verdict = wake_fn(owner, list, cursor, wake, &mut batch);
                     if verdict != Verdict::NotInterested {
                         woken += 1;
                     }
@@ -455,21 +496,20 @@ impl<Q: RawMutex> WaitQueue<Q> {
         woken
     }
 
-    /// Links `entry` for slot `slot` of the context behind `owner`.
-    /// Returns `false`, linking nothing, when the queue is closed.
+    /// Links `entry`, an entry of the context behind `owner`. Returns
+    /// `false`, linking nothing, when the queue is closed.
     ///
     /// # Safety
     /// `entry` is on no queue and belongs to the context behind `owner`,
-    /// whose lock the caller holds; that context unlinks the entry (through
-    /// [`detach`](Self::detach)) before either of them goes away.
-    pub(crate) unsafe fn attach(
+    /// whose lock (of the pair `L`) the caller holds; that context unlinks
+    /// the entry (through [`detach`](Self::detach)) before either of them
+    /// goes away.
+    pub(crate) unsafe fn attach<L: Locks<Queue = Q>>(
         &self,
         entry: *const WaitEntry,
         owner: *const ContextHeader,
-        slot: u16,
-        events: Events,
     ) -> bool {
-        let _locked = Locked::lock(&self.lock);
+        let _locked = Locked::<_, QueueInContext<L>>::in_context(&self.lock);
         self.list.with_mut(|list| {
             // SAFETY: we hold the queue lock; `entry` is unlinked and owned by
             // the caller's context, whose lock the caller holds.
@@ -478,11 +518,7 @@ impl<Q: RawMutex> WaitQueue<Q> {
                 if list.closed {
                     return false;
                 }
-                (*entry).node.with_mut(|node| {
-                    (*node).owner = owner;
-                    (*node).slot = slot;
-                    (*node).events = events;
-                });
+                (*entry).node.with_mut(|node| (*node).owner = owner);
                 list.push_back(entry);
                 (*entry).queue.store(self.as_erased(), Ordering::Release);
                 true
@@ -490,31 +526,28 @@ impl<Q: RawMutex> WaitQueue<Q> {
         })
     }
 
-    /// Changes the events `entry` waits for, if it is still linked on this
-    /// queue (a request being updated).
+    /// Takes this queue's lock and lets it go, while the caller holds the
+    /// lock of a context (of the pair `L`) whose request is linked here: a
+    /// wakeup that held the lock before is ordered before what the caller
+    /// does next (it re-polls the source, which that wakeup's source
+    /// changed first), and one after sees what the caller wrote before (a
+    /// request's new event mask).
     ///
     /// # Safety
-    /// `entry` belongs to a context whose lock the caller holds, and was
-    /// linked on this queue when the caller last read its `queue` pointer.
-    pub(crate) unsafe fn set_events(&self, entry: *const WaitEntry, events: Events) {
-        let _locked = Locked::lock(&self.lock);
-        // SAFETY: we hold the queue lock, which protects a linked entry's
-        // node; re-checking `queue` under it tells whether the entry is
-        // still on this list (a close may have taken it off).
-        unsafe {
-            if (*entry).queue.load(Ordering::Relaxed) == self.as_erased() {
-                (*entry).node.with_mut(|node| (*node).events = events);
-            }
-        }
+    /// As [`detach`](Self::detach).
+    pub(crate) unsafe fn handshake<L: Locks<Queue = Q>>(&self) {
+        let _locked = Locked::<_, QueueInContext<L>>::in_context(&self.lock);
     }
 
     /// Unlinks `entry` if it is still linked on this queue (a concurrent
     /// [`close`](Self::close) may have detached it first).
     ///
     /// # Safety
-    /// As [`set_events`](Self::set_events).
-    pub(crate) unsafe fn detach(&self, entry: *const WaitEntry) {
-        let _locked = Locked::lock(&self.lock);
+    /// `entry` belongs to a context whose lock (of the pair `L`) the caller
+    /// holds, and was linked on this queue when the caller last read its
+    /// `queue` pointer.
+    pub(crate) unsafe fn detach<L: Locks<Queue = Q>>(&self, entry: *const WaitEntry) {
+        let _locked = Locked::<_, QueueInContext<L>>::in_context(&self.lock);
         // SAFETY: we hold the queue lock; re-checking `queue` under it tells
         // whether the entry is still on this list.
         unsafe {

@@ -398,6 +398,23 @@ fn forgetting_futures_is_sound_and_only_leaks_their_slots() {
 }
 
 #[test]
+fn a_context_dropped_with_a_forgotten_future_pending_drops_its_task_waker() {
+    let device = Device::new(1);
+    let task = Task::new();
+    let context = Box::pin(Context::<'_, 2>::new());
+    let mut submitted = Box::pin(context.as_ref().request(&device, Events::IN));
+    assert_eq!(task.poll(submitted.as_mut()), Poll::Pending);
+    forget(submitted);
+    // The slot keeps a clone of the task's waker while the request waits.
+    assert_eq!(Arc::strong_count(&task.count), 3);
+    drop(context);
+    // Gone with the context, unwoken; the request left its queue.
+    assert_eq!(Arc::strong_count(&task.count), 2);
+    assert_eq!(task.wakes(), 0);
+    assert!(device.queues[0].is_empty());
+}
+
+#[test]
 fn a_waker_that_reenters_aiopoll_never_runs_under_its_locks() {
     use support::ReentryCheckLock;
     type Checked = (ReentryCheckLock, ReentryCheckLock);

@@ -1,10 +1,10 @@
 //! [`IrqEvent`]: the source an interrupt handler raises.
 
-use core::cell::Cell;
+use core::sync::atomic::Ordering;
 
 use aiopoll::lock_api::RawMutex;
 use aiopoll::{Events, PollTable, Source, WaitQueue};
-use critical_section::Mutex;
+use portable_atomic::AtomicU16;
 
 use crate::CriticalSectionLock;
 
@@ -47,7 +47,11 @@ use crate::CriticalSectionLock;
 /// }
 /// ```
 pub struct IrqEvent<Q: RawMutex = CriticalSectionLock> {
-    ready: Mutex<Cell<u16>>,
+    /// The raised events' bits: an atomic, so that reading them (every
+    /// `poll`, inside the context's lock) takes no critical section of its
+    /// own. Raised with `Release` and read with `Acquire`, so what a handler
+    /// wrote before it raised is seen by whoever sees the bits.
+    ready: AtomicU16,
     queue: WaitQueue<Q>,
 }
 
@@ -55,7 +59,7 @@ impl<Q: RawMutex> IrqEvent<Q> {
     /// No events raised, nobody waiting.
     pub const fn new() -> Self {
         IrqEvent {
-            ready: Mutex::new(Cell::new(0)),
+            ready: AtomicU16::new(0),
             queue: WaitQueue::new(),
         }
     }
@@ -70,10 +74,7 @@ impl<Q: RawMutex> IrqEvent<Q> {
             // waiter through deferred work for nothing.
             return 0;
         }
-        critical_section::with(|cs| {
-            let ready = self.ready.borrow(cs);
-            ready.set(ready.get() | events.bits());
-        });
+        self.ready.fetch_or(events.bits(), Ordering::Release);
         self.queue.wake(events)
     }
 
@@ -81,29 +82,23 @@ impl<Q: RawMutex> IrqEvent<Q> {
     /// unkeyed wakeup): for handlers that cannot tell which requests care.
     /// The completions go through deferred work.
     pub fn raise_unkeyed(&self, events: Events) -> usize {
-        critical_section::with(|cs| {
-            let ready = self.ready.borrow(cs);
-            ready.set(ready.get() | events.bits());
-        });
+        self.ready.fetch_or(events.bits(), Ordering::Release);
         self.queue.wake(Events::empty())
     }
 
     /// Clears `events` (the condition was handled).
     pub fn clear(&self, events: Events) {
-        critical_section::with(|cs| {
-            let ready = self.ready.borrow(cs);
-            ready.set(ready.get() & !events.bits());
-        });
+        self.ready.fetch_and(!events.bits(), Ordering::Relaxed);
     }
 
     /// Returns the raised events and clears them.
     pub fn take(&self) -> Events {
-        critical_section::with(|cs| Events::from_bits_truncate(self.ready.borrow(cs).replace(0)))
+        Events::from_bits_truncate(self.ready.swap(0, Ordering::Acquire))
     }
 
     /// The raised events.
     pub fn events(&self) -> Events {
-        critical_section::with(|cs| Events::from_bits_truncate(self.ready.borrow(cs).get()))
+        Events::from_bits_truncate(self.ready.load(Ordering::Acquire))
     }
 
     /// The wait queue, for an unkeyed wakeup or a close.

@@ -8,13 +8,23 @@ use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::task::{Poll, Waker};
 
-use crate::threads;
+use crate::{scale, threads};
 use aiopoll::{Completion, Events, Outcome, PollTable, Source, WaitQueue};
 
 /// Runs one iteration of a case many times.
 pub trait Runner {
     /// Runs `op` as often as the runner wants.
     fn run<T>(&mut self, op: impl FnMut() -> T);
+
+    /// Runs `before`, `part` and `after` in turn on `state` as often as the
+    /// runner wants, and measures only `part` (a [`Kind::UserPart`] case).
+    fn run_part<S, T>(
+        &mut self,
+        state: &mut S,
+        before: impl FnMut(&mut S),
+        part: impl FnMut(&mut S) -> T,
+        after: impl FnMut(&mut S),
+    );
 }
 
 /// Sets a case up without running it: tells whether it is available here.
@@ -22,6 +32,15 @@ struct Probe;
 
 impl Runner for Probe {
     fn run<T>(&mut self, _op: impl FnMut() -> T) {}
+
+    fn run_part<S, T>(
+        &mut self,
+        _state: &mut S,
+        _before: impl FnMut(&mut S),
+        _part: impl FnMut(&mut S) -> T,
+        _after: impl FnMut(&mut S),
+    ) {
+    }
 }
 
 /// Where a case spends its time.
@@ -29,6 +48,10 @@ impl Runner for Probe {
 pub enum Kind {
     /// Single thread, user space only: instruction counts mean something.
     User,
+    /// As `User`, but only a part of each iteration is measured (timed,
+    /// and counted: callgrind collects inside [`crate::measured_part`]
+    /// only), the rest sets it up and takes it down.
+    UserPart,
     /// Single thread, through system calls.
     Kernel,
     /// Several threads.
@@ -40,6 +63,7 @@ impl Kind {
     pub fn name(self) -> &'static str {
         match self {
             Kind::User => "user",
+            Kind::UserPart => "user-part",
             Kind::Kernel => "kernel",
             Kind::Threads => "threads",
         }
@@ -103,7 +127,26 @@ pub const CASES: &[Case] = &[
     case("tokio-round-trip", "aiopoll-std", 1, Kind::Threads),
     case("tokio-round-trip", "aiopoll-std-counter", 1, Kind::Threads),
     case("tokio-round-trip", "tokio-notify", 1, Kind::Threads),
+    case("scale-wake-1", "aiopoll", 1, Kind::UserPart),
+    case("scale-wake-1", "maitake-sync", 1, Kind::UserPart),
+    case("scale-wake-16", "aiopoll", 16, Kind::UserPart),
+    case("scale-wake-16", "maitake-sync", 16, Kind::UserPart),
+    case("scale-wake-256", "aiopoll", 256, Kind::UserPart),
+    case("scale-wake-256", "maitake-sync", 256, Kind::UserPart),
+    case("scale-wake-4096", "aiopoll", 4096, Kind::UserPart),
+    case("scale-wake-4096", "maitake-sync", 4096, Kind::UserPart),
+    case("scale-cancel-1", "aiopoll", 1, Kind::UserPart),
+    case("scale-cancel-1", "maitake-sync", 1, Kind::UserPart),
+    case("scale-cancel-16", "aiopoll", 1, Kind::UserPart),
+    case("scale-cancel-16", "maitake-sync", 1, Kind::UserPart),
+    case("scale-cancel-256", "aiopoll", 1, Kind::UserPart),
+    case("scale-cancel-256", "maitake-sync", 1, Kind::UserPart),
+    case("scale-cancel-4096", "aiopoll", 1, Kind::UserPart),
+    case("scale-cancel-4096", "maitake-sync", 1, Kind::UserPart),
 ];
+
+/// The numbers of requests pending on one wait queue in the scale cases.
+pub const SCALE: [usize; 4] = [1, 16, 256, 4096];
 
 impl Case {
     /// Sets the case up and hands its iteration to `runner`.
@@ -150,6 +193,7 @@ impl Case {
             ("fan-out", "linux-aio") => kernel::fan_out_aio(runner),
             #[cfg(target_os = "linux")]
             ("fan-out", "io-uring") => kernel::fan_out_uring(runner),
+            (group, peer) if group.starts_with("scale-") => scale::run(group, peer, runner),
             (group, peer) => Err(format!("{group}/{peer} is not built on this platform")),
         }
     }
@@ -175,6 +219,18 @@ impl Case {
             ("contention", "maitake-sync") => "wait, poll once, drop on the measured thread",
             ("contention", "linux-aio") => {
                 "one shared aio context; wakers write+read eventfds; io_submit+io_cancel+io_getevents"
+            }
+            (group, "aiopoll") if group.starts_with("scale-wake-") => {
+                "one keyed wake of every request pending on one queue (each completes inline); per request woken"
+            }
+            (group, "maitake-sync") if group.starts_with("scale-wake-") => {
+                "WaitQueue::wake_all of every waiter (each polled once before); per waiter woken"
+            }
+            (group, "aiopoll") if group.starts_with("scale-cancel-") => {
+                "cancel of one request among that many pending on one queue"
+            }
+            (group, "maitake-sync") if group.starts_with("scale-cancel-") => {
+                "drop of one waiter among that many on one WaitQueue"
             }
             (_, "maitake-sync") => "WaitQueue with its default spin mutex; cancel = drop",
             (_, "event-listener") => "listen() (boxed listener); cancel = drop",
@@ -209,13 +265,13 @@ impl Case {
 
 /// A flag raised by "an interrupt handler": the smallest honest source. Its
 /// `poll` registers, then reads the flag, as the contract requires.
-struct Flag {
+pub(crate) struct Flag {
     raised: AtomicBool,
     queue: WaitQueue,
 }
 
 impl Flag {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Flag {
             raised: AtomicBool::new(false),
             queue: WaitQueue::new(),
@@ -223,13 +279,18 @@ impl Flag {
     }
 
     /// Raises the flag and wakes its waiters with the key `IN`.
-    fn raise(&self) -> usize {
+    pub(crate) fn raise(&self) -> usize {
         self.raised.store(true, Ordering::Release);
         self.queue.wake(Events::IN)
     }
 
+    /// How many requests wait on the flag's queue.
+    pub(crate) fn queue_len(&self) -> usize {
+        self.queue.len()
+    }
+
     /// Lowers the flag (the consumer took what it signalled).
-    fn lower(&self) {
+    pub(crate) fn lower(&self) {
         self.raised.store(false, Ordering::Relaxed);
     }
 }

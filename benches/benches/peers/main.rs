@@ -14,13 +14,14 @@
 mod cases;
 #[cfg(target_os = "linux")]
 mod linux_aio;
+mod scale;
 mod threads;
 #[cfg(target_os = "linux")]
 mod uring;
 
 use std::hint::black_box;
 use std::process::ExitCode;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use criterion::{Bencher, Criterion, Throughput};
 
@@ -35,6 +36,34 @@ impl Runner for Timed<'_, '_> {
     fn run<T>(&mut self, op: impl FnMut() -> T) {
         self.bencher.iter(op);
     }
+
+    fn run_part<S, T>(
+        &mut self,
+        state: &mut S,
+        mut before: impl FnMut(&mut S),
+        mut part: impl FnMut(&mut S) -> T,
+        mut after: impl FnMut(&mut S),
+    ) {
+        self.bencher.iter_custom(|iterations| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iterations {
+                before(state);
+                let start = Instant::now();
+                black_box(measured_part(state, &mut part));
+                total += start.elapsed();
+                after(state);
+            }
+            total
+        });
+    }
+}
+
+/// The measured part of a [`Kind::UserPart`](cases::Kind::UserPart) case:
+/// out of line, so that callgrind can collect inside it only
+/// (`--toggle-collect`).
+#[inline(never)]
+pub fn measured_part<S, T>(state: &mut S, part: &mut impl FnMut(&mut S) -> T) -> T {
+    part(state)
 }
 
 /// Runs a fixed number of iterations (for instruction counting).
@@ -46,6 +75,20 @@ impl Runner for Counted {
     fn run<T>(&mut self, mut op: impl FnMut() -> T) {
         for _ in 0..self.iterations {
             black_box(op());
+        }
+    }
+
+    fn run_part<S, T>(
+        &mut self,
+        state: &mut S,
+        mut before: impl FnMut(&mut S),
+        mut part: impl FnMut(&mut S) -> T,
+        mut after: impl FnMut(&mut S),
+    ) {
+        for _ in 0..self.iterations {
+            before(state);
+            black_box(measured_part(state, &mut part));
+            after(state);
         }
     }
 }

@@ -1,38 +1,123 @@
 //! What the bench firmware's programs share: the Cortex-M adapter's locks
-//! and interrupt source (re-exported), and the CMSDK timer that counts
-//! instructions under `-icount`.
+//! and interrupt source (re-exported), and the timer that counts
+//! instructions under `-icount` on each QEMU machine the firmware is built
+//! for (thumbv7m: mps2-an385's Cortex-M3; thumbv6m: microbit's Cortex-M0;
+//! thumbv8m.main: mps2-an505's Cortex-M33).
 #![no_std]
 
 pub use aiopoll_cortex_m::{CortexMLocks, IrqEvent};
 
-/// CMSDK timer 1 of the mps2-an385: a 32-bit down-counter at 25 MHz. Under
-/// `-icount shift=0` one instruction takes 1 ns, so one tick is 40
-/// instructions.
+/// The machine's timer, counting down in [`timer::now`]'s ticks. Under
+/// `-icount shift=0` one instruction takes 1 ns of virtual time, so a tick
+/// is [`timer::NANOS_PER_TICK`] instructions.
 pub mod timer {
-    const BASE: usize = 0x4000_1000;
-    const CTRL: *mut u32 = BASE as *mut u32;
-    const VALUE: *mut u32 = (BASE + 4) as *mut u32;
-    const RELOAD: *mut u32 = (BASE + 8) as *mut u32;
+    #[cfg(not(any(armv6m, armv8m)))]
+    mod machine {
+        //! CMSDK timer 1 of the mps2-an385: a 32-bit down-counter at 25 MHz.
+        const BASE: usize = 0x4000_1000;
+        pub const NAME: &str = "Cortex-M3 (QEMU mps2-an385)";
+        pub const NANOS_PER_TICK: f64 = 40.0;
+        pub use super::cmsdk::{now, start};
+        pub(super) const CMSDK_BASE: usize = BASE;
+    }
 
-    /// Instructions per timer tick under `-icount shift=0` at 25 MHz.
-    pub const INSTRUCTIONS_PER_TICK: u64 = 40;
+    #[cfg(armv8m)]
+    mod machine {
+        //! IoTKit timer 1 of the mps2-an505 (a CMSDK APB timer, at its
+        //! Secure alias: the core runs Secure), at the 20 MHz main clock.
+        const BASE: usize = 0x5000_1000;
+        pub const NAME: &str = "Cortex-M33 (QEMU mps2-an505)";
+        pub const NANOS_PER_TICK: f64 = 50.0;
+        pub use super::cmsdk::{now, start};
+        pub(super) const CMSDK_BASE: usize = BASE;
+    }
 
-    /// Starts the timer counting down from `u32::MAX`.
-    pub fn start() {
-        // SAFETY: the CMSDK timer's registers on the mps2-an385 memory map;
-        // nothing else in the firmware uses timer 1.
-        unsafe {
-            CTRL.write_volatile(0);
-            RELOAD.write_volatile(u32::MAX);
-            VALUE.write_volatile(u32::MAX);
-            CTRL.write_volatile(1);
+    #[cfg(not(armv6m))]
+    mod cmsdk {
+        //! A CMSDK APB timer: a 32-bit down-counter.
+        use super::machine::CMSDK_BASE as BASE;
+        const CTRL: *mut u32 = BASE as *mut u32;
+        const VALUE: *mut u32 = (BASE + 4) as *mut u32;
+        const RELOAD: *mut u32 = (BASE + 8) as *mut u32;
+
+        pub fn start() {
+            // SAFETY: the CMSDK timer's registers on the machine's memory
+            // map; nothing else in the firmware uses this timer.
+            unsafe {
+                CTRL.write_volatile(0);
+                RELOAD.write_volatile(u32::MAX);
+                VALUE.write_volatile(u32::MAX);
+                CTRL.write_volatile(1);
+            }
         }
+
+        #[inline(always)]
+        pub fn now() -> u32 {
+            // SAFETY: a read of the timer's VALUE register.
+            unsafe { VALUE.read_volatile() }
+        }
+    }
+
+    #[cfg(armv6m)]
+    mod machine {
+        //! The nRF51's TIMER0 on the microbit: a 32-bit up-counter at
+        //! 16 MHz, read by capturing it into CC[0].
+        const BASE: usize = 0x4000_8000;
+        const TASKS_START: *mut u32 = BASE as *mut u32;
+        const TASKS_STOP: *mut u32 = (BASE + 0x004) as *mut u32;
+        const TASKS_CLEAR: *mut u32 = (BASE + 0x00C) as *mut u32;
+        const TASKS_CAPTURE0: *mut u32 = (BASE + 0x040) as *mut u32;
+        const MODE: *mut u32 = (BASE + 0x504) as *mut u32;
+        const BITMODE: *mut u32 = (BASE + 0x508) as *mut u32;
+        const PRESCALER: *mut u32 = (BASE + 0x510) as *mut u32;
+        const CC0: *mut u32 = (BASE + 0x540) as *mut u32;
+        pub const NAME: &str = "Cortex-M0 (QEMU microbit)";
+        pub const NANOS_PER_TICK: f64 = 62.5;
+
+        pub fn start() {
+            // SAFETY: TIMER0's registers on the nRF51's memory map; nothing
+            // else in the firmware uses TIMER0.
+            unsafe {
+                TASKS_STOP.write_volatile(1);
+                TASKS_CLEAR.write_volatile(1);
+                MODE.write_volatile(0);
+                BITMODE.write_volatile(3);
+                PRESCALER.write_volatile(0);
+                TASKS_START.write_volatile(1);
+            }
+        }
+
+        /// The counter, negated: it counts up, the callers expect a
+        /// down-counter.
+        #[inline(always)]
+        pub fn now() -> u32 {
+            // SAFETY: TIMER0's capture task and its CC[0] register.
+            unsafe {
+                TASKS_CAPTURE0.write_volatile(1);
+                0u32.wrapping_sub(CC0.read_volatile())
+            }
+        }
+    }
+
+    /// Which core and machine the counts come from.
+    pub const MACHINE: &str = machine::NAME;
+
+    /// Instructions per timer tick under `-icount shift=0`.
+    pub const NANOS_PER_TICK: f64 = machine::NANOS_PER_TICK;
+
+    /// Starts the timer.
+    pub fn start() {
+        machine::start();
     }
 
     /// The counter now (it counts down).
     #[inline(always)]
     pub fn now() -> u32 {
-        // SAFETY: a read of the timer's VALUE register.
-        unsafe { VALUE.read_volatile() }
+        machine::now()
+    }
+
+    /// Instructions in `ticks` timer ticks.
+    pub fn instructions(ticks: u64) -> u64 {
+        (ticks as f64 * NANOS_PER_TICK) as u64
     }
 }

@@ -143,10 +143,12 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                 if record.generation != generation {
                     return None;
                 }
-                if record.phase == Phase::Armed
-                    && !record.waker.as_ref().is_some_and(|w| w.will_wake(waker))
-                {
-                    stale = record.waker.replace(waker.clone());
+                if record.phase == Phase::Armed {
+                    if let Some(slot_waker) = record.waker() {
+                        if !slot_waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                            stale = slot_waker.replace(waker.clone());
+                        }
+                    }
                 }
                 Some(record.phase)
             });

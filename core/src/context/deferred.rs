@@ -75,28 +75,43 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
     ///
     /// If the source's `poll` unwinds, the wakeup is not lost: `PENDING` is
     /// set again (and the caller's guard raises the deferred flag).
+    #[inline(always)]
     pub(super) fn run_deferred_slot(
         &self,
         locked: &Locked<'_, L::Context>,
         slot: usize,
         batch: &mut WakeBatch,
     ) -> SlotWork {
+        // The common case (nothing handed over) costs a load, not a call.
         if self.words[slot].load(Ordering::Relaxed) & PENDING == 0 {
             return SlotWork::Idle;
         }
-        // Swap *before* re-polling: a wakeup from here on sets PENDING
-        // again and is handled by the next run.
-        let word = self.words[slot].swap(0, Ordering::AcqRel);
+        self.run_pending_slot(locked, slot, batch)
+    }
+
+    /// [`run_deferred_slot`](Self::run_deferred_slot) once `PENDING` was
+    /// seen set.
+    #[inline(never)]
+    fn run_pending_slot(
+        &self,
+        locked: &Locked<'_, L::Context>,
+        slot: usize,
+        batch: &mut WakeBatch,
+    ) -> SlotWork {
+        // Clear the bits *before* re-polling: a wakeup from here on sets
+        // PENDING again and is handled by the next run. (The events stay.)
+        let word = self.words[slot].fetch_and(EVENTS, Ordering::AcqRel);
         if word & PENDING == 0 {
             return SlotWork::Idle;
         }
+        let events = word_events(word);
         let armed = self.with_state(locked, |state| {
             let record = &state.slots[slot];
             // Completed by cancel, an inline wakeup or submit since:
             // nothing left to do.
-            (record.phase == Phase::Armed).then_some((record.source, record.events))
+            (record.phase == Phase::Armed).then_some(record.source)
         });
-        let Some((source, events)) = armed else {
+        let Some(source) = armed else {
             return SlotWork::Idle;
         };
         let outcome = if word & GONE != 0 {
@@ -104,7 +119,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         } else {
             let mut unwind = RestoreWordOnUnwind {
                 word: &self.words[slot],
-                bits: word,
+                bits: word & !EVENTS,
                 armed: true,
             };
             let ready = source.map_or(Events::empty(), |source| {

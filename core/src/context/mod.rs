@@ -21,9 +21,11 @@
 //! out by whichever transition completes the request and called once no
 //! aiopoll lock is held). Both share the slots and every transition below.
 //!
-//! The wake word has two bits: `PENDING` (a wakeup could not complete the
-//! request itself and handed it to deferred work) and `GONE` (one of its wait
-//! queues was closed).
+//! The wake word, an atomic per slot, holds the events the request waits for
+//! (written under the context lock at submit and update, read by wakers) and
+//! two bits: `PENDING` (a wakeup could not complete the request itself and
+//! handed it to deferred work) and `GONE` (one of its wait queues was
+//! closed).
 //!
 //! ## Transitions
 //!
@@ -31,8 +33,10 @@
 //!
 //! - **T1 submit**: `Free → Polling`. Under the context lock, take a free slot
 //!   (none: `Busy`, nothing changed), record the events (requested ∪ ERR ∪
-//!   HUP), the user data and the source, and call the source's `poll`, which
-//!   links the slot's wait entries on its queues. A wakeup during `poll` fails
+//!   HUP, in the slot's wake word, where wakers read them), the user data and
+//!   the source, and call the source's `poll`, which links the slot's wait
+//!   entries on its queues. (A context's first submit also sets the wake
+//!   function its entries lead wakers to: a new context is all zeros.) A wakeup during `poll` fails
 //!   its try-lock (we hold the lock) and only sets `PENDING` (T6).
 //! - **T2 submit arms**: `Polling → Armed`, when nothing asked for is ready
 //!   and the request is on at least one queue. If a wakeup already set
@@ -57,7 +61,7 @@
 //!   do: it holds the queue lock the source's own wake path may hold), or when
 //!   the request sits on a second queue (two queue locks never nest).
 //! - **T7 deferred work completes**: `Armed → Completed`, under the context
-//!   lock: the work swaps the wake word to zero, then either finds `GONE`
+//!   lock: the work clears the wake word's two bits, then either finds `GONE`
 //!   (`SourceGone`) or re-polls the source and finds events ready.
 //! - **T8 deferred work re-arms**: `Armed → Armed`, when the re-poll finds
 //!   nothing (a spurious or stale wakeup). The request never left its queues,
@@ -114,17 +118,19 @@
 //! - **T14 update**: `Armed → Armed` (or `→ Completed`), under the context
 //!   lock, for a queued request ([`Context::update`]): after the slot's own
 //!   deferred work (a wakeup that came first wins, as for cancel), the user
-//!   data and the event mask change; each wait entry's mask changes under
-//!   its queue's lock, then the source is re-polled with the new mask and
-//!   the request completes if it is ready (a keyed wakeup for the new mask
-//!   that came before its entry changed is seen by that re-poll; one after
-//!   finds the new mask).
+//!   data and the event mask change; the mask (in the wake word, which
+//!   every entry's wakeup reads) changes in one atomic step, each queue the
+//!   request is on is locked and let go, then the source is re-polled with
+//!   the new mask and the request completes if it is ready (a keyed wakeup
+//!   for the new mask that read the old one under a queue lock before is
+//!   seen by that re-poll; one after finds the new mask).
 //!
 //! ## Where each part lives
 //!
 //! This module doc is the one map of the states and transitions; the code
 //! is split along the machine's seams, and each transition's code names it:
-//! `slots` (slot records and the free list), `submit` (T1 to T4, T9),
+//! `slots` (slot records, and the free list and completion queue linked
+//! through them), `submit` (T1 to T4, T9),
 //! `wake` (the wake function: T5, T6, T10), `deferred` (T7, T8), `ring`
 //! (completing a request and reaping it, T11), `teardown` (leaving the wait
 //! queues, T12), `awaited` (the context's side of [`Request`](crate::Request)
@@ -154,12 +160,13 @@
 //!    (T10), which sets `GONE` before it unlinks: so an `Armed` request is
 //!    always either on a queue that will wake it, or has `PENDING` set.
 //! 4. `PENDING` going from clear to set always raises the deferred flag and
-//!    calls [`Notify::deferred_work`]; deferred work swaps each word to zero
+//!    calls [`Notify::deferred_work`]; deferred work clears each word's bits
 //!    *before* it re-polls, so a wakeup during the re-poll sets `PENDING`
 //!    again and is seen by the next run. [`Context::reap`] runs pending
 //!    deferred work too, so it is never stranded while someone reaps.
-//! 5. A completion slot is reserved at submit: the completion queue holds
-//!    one index per request slot, so pushing never fails.
+//! 5. A completion slot is reserved at submit: the completion queue is
+//!    linked through the request slots themselves, each on it at most once,
+//!    so pushing never fails.
 //! 6. Handles carry the slot's generation, bumped at every reap, and the
 //!    context's identity (unique in the program, even for a context made at
 //!    a dropped one's address): a finished request's handle never reaches a
@@ -173,7 +180,7 @@ use crate::completion::{Completion, Handle, Outcome};
 use crate::error::{CancelError, SubmitError};
 use crate::locks::{Locks, SpinLocks};
 use crate::source::{PollTable, Registrar, Source};
-use crate::sync::{AtomicBool, AtomicU32, Locked, Ordering, UnsafeCell};
+use crate::sync::{AtomicBool, AtomicU32, ContextInQueue, Locked, Ordering, Release, UnsafeCell};
 use crate::wait_queue::{ContextHeader, List, Verdict, WaitEntry, WaitQueue, Wake, WakeBatch};
 use crate::Events;
 
@@ -201,15 +208,25 @@ pub(crate) use awaited::Awaiting;
 use deferred::SlotWork;
 pub(crate) use slot_waiters::SlotWaiter;
 use slot_waiters::WaiterList;
-use slots::{Delivery, Phase, Slot, State, NO_DEADLINE};
+use slots::{Delivery, Lists, Phase, Slot, State, NO_DEADLINE};
 use submit::{checked_events, NewRequest, Submitted};
 pub use submit::{BatchRefused, RequestOptions, Submission};
 pub use update::{UpdateError, Updated};
 
+/// Wake word bits: the events the request waits for (requested ∪ ERR ∪ HUP),
+/// set at submit and by update under the context lock, read by wakers under
+/// a queue lock; one copy per request, whatever queues its entries are on.
+const EVENTS: u32 = 0xFFFF;
 /// Wake word bit: a wakeup handed this request to deferred work.
-const PENDING: u32 = 1 << 0;
+const PENDING: u32 = 1 << 16;
 /// Wake word bit: one of the request's wait queues was closed.
-const GONE: u32 = 1 << 1;
+const GONE: u32 = 1 << 17;
+
+/// The events in a wake word.
+#[inline(always)]
+fn word_events(word: u32) -> Events {
+    Events::from_bits_retain(word as u16)
+}
 
 /// Notifications from a context to its adapter.
 ///
@@ -303,8 +320,9 @@ pub struct Context<'s, const N: usize, L: Locks = SpinLocks, const W: usize = 2,
     header: ContextHeader,
     lock: L::Context,
     state: UnsafeCell<State<'s, L::Queue, N>>,
-    /// The wake word of each slot (`PENDING`, `GONE`): written by wakers
-    /// under a queue lock, consumed under the context lock.
+    /// The wake word of each slot: its events (written under the context
+    /// lock, read by wakers), and `PENDING` and `GONE` (written by wakers
+    /// under a queue lock, consumed under the context lock).
     words: [AtomicU32; N],
     /// The wait entries of each slot, linked on the sources' queues.
     entries: [[WaitEntry; W]; N],
@@ -372,16 +390,12 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         #[allow(clippy::let_unit_value)]
         let () = Self::VALID_PARAMETERS;
         Context {
-            header: ContextHeader {
-                wake: Self::wake_entry,
-            },
+            header: ContextHeader::new(),
             lock: <L::Context as lock_api::RawMutex>::INIT,
             state: UnsafeCell::new(State {
                 id: 0,
                 slots: [const { Slot::FREE }; N],
-                free: heapless::Vec::new(),
-                never_used: 0,
-                completed: heapless::Deque::new(),
+                lists: Lists::EMPTY,
                 slot_waiters: WaiterList::EMPTY,
                 stats: Stats {
                     submitted: 0,
@@ -427,9 +441,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         // a pointer to it is a pointer to its contents. Each field is
         // written exactly once; nothing is read.
         unsafe {
-            core::ptr::addr_of_mut!((*place).header).write(ContextHeader {
-                wake: Self::wake_entry,
-            });
+            core::ptr::addr_of_mut!((*place).header).write(ContextHeader::new());
             core::ptr::addr_of_mut!((*place).lock).write(<L::Context as lock_api::RawMutex>::INIT);
             let state = core::ptr::addr_of_mut!((*place).state) as *mut State<'s, L::Queue, N>;
             core::ptr::addr_of_mut!((*state).id).write(0);
@@ -437,9 +449,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
             for slot in 0..N {
                 slots.add(slot).write(Slot::FREE);
             }
-            core::ptr::addr_of_mut!((*state).free).write(heapless::Vec::new());
-            core::ptr::addr_of_mut!((*state).never_used).write(0);
-            core::ptr::addr_of_mut!((*state).completed).write(heapless::Deque::new());
+            core::ptr::addr_of_mut!((*state).lists).write(Lists::EMPTY);
             core::ptr::addr_of_mut!((*state).slot_waiters).write(WaiterList::EMPTY);
             core::ptr::addr_of_mut!((*state).stats).write(Stats::default());
             let words = core::ptr::addr_of_mut!((*place).words) as *mut AtomicU32;
@@ -464,16 +474,12 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         #[allow(clippy::let_unit_value)]
         let () = Self::VALID_PARAMETERS;
         Context {
-            header: ContextHeader {
-                wake: Self::wake_entry,
-            },
+            header: ContextHeader::new(),
             lock: <L::Context as lock_api::RawMutex>::INIT,
             state: UnsafeCell::new(State {
                 id: 0,
                 slots: [const { Slot::FREE }; N],
-                free: heapless::Vec::new(),
-                never_used: 0,
-                completed: heapless::Deque::new(),
+                lists: Lists::EMPTY,
                 slot_waiters: WaiterList::EMPTY,
                 stats: Stats::default(),
             }),
@@ -508,9 +514,9 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
     /// proof that the lock is held. `f` must not call `with_state` again, nor
     /// a source (whose `poll` may wake its own queues); it may call hooks.
     #[inline(always)]
-    fn with_state<R>(
+    fn with_state<R, K: Release<L::Context>>(
         &self,
-        locked: &Locked<'_, L::Context>,
+        locked: &Locked<'_, L::Context, K>,
         f: impl FnOnce(&mut State<'s, L::Queue, N>) -> R,
     ) -> R {
         debug_assert!(locked.holds(&self.lock));
@@ -523,15 +529,13 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
     /// How many completions wait to be reaped.
     pub fn completions(&self) -> usize {
         let locked = Locked::lock(&self.lock);
-        self.with_state(&locked, |state| state.completed.len())
+        self.with_state(&locked, |state| state.lists.queued())
     }
 
     /// How many slots are in use: pending requests plus unreaped completions.
     pub fn in_use(&self) -> usize {
         let locked = Locked::lock(&self.lock);
-        self.with_state(&locked, |state| {
-            usize::from(state.never_used) - state.free.len()
-        })
+        self.with_state(&locked, |state| state.lists.in_use())
     }
 
     /// Whether deferred work is pending (a cheap atomic load).

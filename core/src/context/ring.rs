@@ -31,10 +31,10 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                 let (mut count, mut freed) = (0, 0);
                 let context = state.id;
                 for place in out.iter_mut() {
-                    let Some(slot) = state.completed.pop_front() else {
+                    let Some(index) = state.pop_completed() else {
                         break;
                     };
-                    let index = usize::from(slot);
+                    let slot = index as u16;
                     let record = &mut state.slots[index];
                     let handle = Handle {
                         context,
@@ -48,7 +48,9 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                         // follows: back in the queue, where this one was).
                         transition!("T16 multishot readiness reaped", index);
                         *place = Completion {
-                            user_data: record.user_data,
+                            // SAFETY: only queued requests reach the
+                            // completion queue (`finish`, `post`).
+                            user_data: unsafe { record.queued_user_data() },
                             outcome: Outcome::Ready(record.posted),
                             handle,
                             more: true,
@@ -56,15 +58,15 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                         record.posted = Events::empty();
                         reaped(place);
                         if state.slots[index].phase == Phase::Completed {
-                            // Cannot fail: this slot's place was just freed.
-                            let pushed = state.completed.push_back(slot);
-                            debug_assert!(pushed.is_ok());
+                            // Back in the queue, in the place just freed.
+                            state.push_completed(index);
                         }
                         continue;
                     }
                     debug_assert_eq!(record.phase, Phase::Completed);
                     *place = Completion {
-                        user_data: record.user_data,
+                        // SAFETY: as above.
+                        user_data: unsafe { record.queued_user_data() },
                         outcome: record.outcome,
                         handle,
                         more: false,
@@ -117,20 +119,18 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         record.phase = Phase::Completed;
         record.outcome = outcome;
         record.source = None;
-        match record.delivery {
+        match record.delivery() {
             Delivery::Queue => {
                 // A multishot request with readiness still unreaped is in
                 // the queue already: reaping that readiness puts it back
                 // for this final completion.
                 if record.posted.is_empty() {
-                    // Cannot fail: the queue has one place per slot.
-                    let pushed = state.completed.push_back(slot as u16);
-                    debug_assert!(pushed.is_ok());
+                    state.push_completed(slot);
                 }
                 self.hooks.completed();
                 None
             }
-            Delivery::Awaited => record.waker.take(),
+            Delivery::Awaited => record.waker().and_then(Option::take),
         }
     }
 
@@ -145,9 +145,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         debug_assert!(record.multishot && record.phase == Phase::Armed);
         if record.posted.is_empty() {
             record.posted = ready;
-            // Cannot fail: the queue has one place per slot.
-            let pushed = state.completed.push_back(slot as u16);
-            debug_assert!(pushed.is_ok());
+            state.push_completed(slot);
             self.hooks.completed();
         } else {
             record.posted |= ready;

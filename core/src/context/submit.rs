@@ -176,19 +176,29 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         // T1 submit: Free → Polling.
         let slot = this
             .with_state(locked, |state| {
+                if state.id == 0 {
+                    // The context's first submit.
+                    state.assign_id();
+                    // SAFETY: we hold the context lock; none of its entries
+                    // is linked yet (this is its first submit).
+                    unsafe { this.header.install(Self::wake_entry) };
+                }
                 let slot = state.allocate()?;
                 let record = &mut state.slots[slot];
                 record.phase = Phase::Polling;
-                record.user_data = user_data;
-                record.events = events;
+                match delivery {
+                    Delivery::Queue => record.set_queued(user_data),
+                    Delivery::Awaited => record.set_awaited(),
+                }
                 record.source = Some(source);
-                record.delivery = delivery;
                 record.multishot = multishot;
                 Some(slot)
             })
             .ok_or(SubmitError::Busy)?;
         transition!("T1 submit", slot);
         debug_assert_eq!(this.words[slot].load(Ordering::Relaxed), 0);
+        // Before any entry is linked: wakers read the events here.
+        this.words[slot].store(u32::from(events.bits()), Ordering::Relaxed);
 
         // If `poll` unwinds, T4 undoes everything before the lock is released.
         let mut unwind = UndoSubmit {
@@ -200,7 +210,6 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         let mut registration = Registration {
             context: this,
             slot: slot as u16,
-            events,
             queues: [core::ptr::null_mut(); W],
             registered: 0,
             overflow: false,
@@ -231,13 +240,15 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
             } else if registered == 0 {
                 // T4 submit refused: nothing to wait on, nothing ready.
                 transition!("T4 submit refused", slot);
+                // No entry was linked, so no waker saw the word.
+                this.words[slot].store(0, Ordering::Relaxed);
                 state.release(slot);
                 return Err(SubmitError::NotPollable);
             } else {
                 None
             };
             let generation = state.slots[slot].generation;
-            let context = state.id();
+            let context = state.id;
             state.stats.submitted = state.stats.submitted.wrapping_add(1);
             // A multishot request that is ready at once posts that readiness
             // (T16) and arms; its final completion follows only if a queue
@@ -270,11 +281,11 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                     // Its deadline is set before anybody else can see the
                     // slot (we hold the lock).
                     record.deadline = deadline;
-                    if delivery == Delivery::Awaited {
-                        // No lock-free reader yet: wakeups during `poll`
-                        // could only defer, and deferred work needs the
-                        // lock we hold.
-                        record.waker = waker.take();
+                    if let Some(slot_waker) = record.waker() {
+                        // An awaited request. No lock-free reader yet:
+                        // wakeups during `poll` could only defer, and
+                        // deferred work needs the lock we hold.
+                        *slot_waker = waker.take();
                     }
                 }
             }
@@ -359,7 +370,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
             // An awaited request is cancelled by dropping its future.
             if record.generation != handle.generation
                 || record.phase != Phase::Armed
-                || record.delivery != Delivery::Queue
+                || record.delivery() != Delivery::Queue
             {
                 return Err(CancelError::NotFound);
             }
@@ -390,7 +401,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
     /// matched.
     pub fn cancel_user_data(&self, user_data: u64) -> usize {
         self.end_where(
-            |record| record.delivery == Delivery::Queue && record.user_data == user_data,
+            |record| record.delivery() == Delivery::Queue && record.user_data() == user_data,
             Outcome::Cancelled,
         )
     }
@@ -585,7 +596,6 @@ pub(super) fn checked_events(events: Events) -> Result<Events, SubmitError> {
 struct Registration<'c, 's, const N: usize, L: Locks, const W: usize, H: Notify> {
     context: &'c Context<'s, N, L, W, H>,
     slot: u16,
-    events: Events,
     /// The distinct queues registered so far, linked or found closed; the
     /// entry of the same index is linked on the queue unless it was closed.
     queues: [*mut (); W],
@@ -618,8 +628,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Registrar<'s, L::Q
         // and a Free slot has no linked entry); we hold the context lock; the
         // queue lives for `'s`, and the context detaches the entry before
         // either goes.
-        let attached =
-            unsafe { queue.attach(entry, self.context.header(), self.slot, self.events) };
+        let attached = unsafe { queue.attach::<L>(entry, self.context.header()) };
         if !attached {
             self.closed = true;
         }

@@ -15,7 +15,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                 // contract), so the queue is alive; `detach` re-checks under
                 // the queue lock that the entry is still linked there. We
                 // hold the context lock, which owns the entry.
-                unsafe { (*(queue as *const WaitQueue<L::Queue>)).detach(entry) };
+                unsafe { (*(queue as *const WaitQueue<L::Queue>)).detach::<L>(entry) };
             }
         }
     }
@@ -38,6 +38,18 @@ impl<const N: usize, L: Locks, const W: usize, H: Notify> Drop for Context<'_, N
                 transition!("T12 context drop", slot);
                 this.detach_all(slot);
             }
+        }
+        drop(locked);
+        // The task wakers still in slots (their futures were forgotten),
+        // each dropped with no lock held. Nothing reaches the slots now.
+        for slot in 0..N {
+            let waker = {
+                let locked = Locked::lock(&this.lock);
+                this.with_state(&locked, |state| {
+                    state.slots[slot].waker().and_then(Option::take)
+                })
+            };
+            drop(waker);
         }
     }
 }

@@ -90,7 +90,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
             handle.context == state.id
                 && record.generation == handle.generation
                 && record.phase == Phase::Armed
-                && record.delivery == Delivery::Queue
+                && record.delivery() == Delivery::Queue
         });
         if !found || self.run_deferred_slot(&locked, slot, &mut batch) == SlotWork::Completed {
             return Err(UpdateError::NotFound);
@@ -100,29 +100,30 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         let source = self.with_state(&locked, |state| {
             let record = &mut state.slots[slot];
             if let Some(user_data) = user_data {
-                record.user_data = user_data;
-            }
-            if let Some(events) = events {
-                record.events = events;
+                record.set_user_data(user_data);
             }
             record.source
         });
         let Some(events) = events else {
             return Ok(Updated::Waiting);
         };
-        // Keyed wakeups match the entries' masks: each changes under its
-        // queue's lock. A wakeup for the new mask that came before its
-        // entry changed is seen by the re-poll below (the source changed
-        // its state before it woke).
+        // Keyed wakeups match the mask in the wake word, which every entry's
+        // wakeup reads: it changes in one step, keeping the bits wakers set
+        // meanwhile.
+        let _ = self.words[slot].fetch_update(Ordering::AcqRel, Ordering::Relaxed, |word| {
+            Some(word & !EVENTS | u32::from(events.bits()))
+        });
+        // Then each queue's lock, taken and let go: a wakeup that read the
+        // old mask under it (and missed) comes before the re-poll below, so
+        // the re-poll sees the state that wakeup's source changed first; a
+        // wakeup after reads the new mask.
         for entry in &self.entries[slot] {
             let queue = entry.queue();
             if !queue.is_null() {
                 // SAFETY: as in `detach_all`: a non-null queue pointer was set
                 // by `attach` from a queue that lives for `'s` (or under
-                // `submit_unchecked`'s contract); `set_events` re-checks under
-                // the queue lock that the entry is still linked there; we
-                // hold the context lock, which owns the entry.
-                unsafe { (*(queue as *const WaitQueue<L::Queue>)).set_events(entry, events) };
+                // `submit_unchecked`'s contract); we hold the context lock.
+                unsafe { (*(queue as *const WaitQueue<L::Queue>)).handshake::<L>() };
             }
         }
         let ready = source.map_or(Events::empty(), |source| {

@@ -21,10 +21,26 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
 
     /// Whether `entry` is the only linked entry of `slot`. The caller holds
     /// the context lock (entries are only linked under it).
+    #[inline(always)]
     pub(super) fn sole_link(&self, slot: usize, entry: *const WaitEntry) -> bool {
-        self.entries[slot]
-            .iter()
-            .all(|other| core::ptr::eq(other, entry) || other.queue().is_null())
+        // With one entry per request, the linked entry is it.
+        W == 1
+            || self.entries[slot]
+                .iter()
+                .all(|other| core::ptr::eq(other, entry) || other.queue().is_null())
+    }
+
+    /// The slot whose entry `entry` is: its place in `entries` (Linux's
+    /// `container_of`, without a slot number in the entry).
+    ///
+    /// # Safety
+    /// `entry` points into this context's `entries`.
+    #[inline(always)]
+    unsafe fn slot_of(&self, entry: *const WaitEntry) -> usize {
+        let base = self.entries.as_ptr() as *const WaitEntry;
+        // Addresses only: both are in `entries` (the caller's contract), so
+        // the difference is a whole number of entries.
+        (entry.addr() - base.addr()) / (core::mem::size_of::<WaitEntry>() * W)
     }
 
     /// The wake function of this context type (see [`WaitQueue`]'s module
@@ -33,21 +49,24 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
     /// # Safety
     /// As [`crate::wait_queue::WakeFn`]: `owner` is a live context of this
     /// type, `entry` is one of its entries, linked on `list`, whose queue
-    /// lock the caller holds; `events` is the entry's recorded event mask.
+    /// lock the caller holds.
     pub(super) unsafe fn wake_entry(
         owner: *const ContextHeader,
         list: &mut List,
         entry: *const WaitEntry,
-        slot: u16,
         wake: Wake,
         batch: &mut WakeBatch,
     ) -> Verdict {
         // SAFETY: `owner` points at a live `Self` (the caller's contract):
         // a context unlinks all its entries before it goes.
         let this = unsafe { &*(owner as *const Self) };
-        let slot = usize::from(slot);
-        // SAFETY: the entry is linked and we hold its queue lock.
-        let events = unsafe { WaitEntry::events(entry) };
+        // SAFETY: `entry` is one of this context's entries.
+        let slot = unsafe { this.slot_of(entry) };
+        // The events were stored before the entry was linked (submit, under
+        // this queue's lock) or changed since by update; either way before
+        // this wakeup took the queue lock, or it does not matter which it
+        // sees (see T14).
+        let events = word_events(this.words[slot].load(Ordering::Relaxed));
         let outcome = match wake {
             // A keyed wakeup that misses the mask: stay queued (scenario 6).
             Wake::Key(key) if !key.intersects(events) => return Verdict::NotInterested,
@@ -59,7 +78,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
             }
             Wake::SourceGone => Outcome::SourceGone,
         };
-        if let Some(locked) = Locked::try_lock(&this.lock) {
+        if let Some(locked) = Locked::<_, ContextInQueue<L>>::try_in_queue(&this.lock) {
             let verdict = this.with_state(&locked, |state| {
                 // A linked entry's slot is Polling or Armed; Polling only
                 // while submit holds the lock, which we now hold.
@@ -81,7 +100,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                 }
                 // An awaited request's task is woken after the queue lock is
                 // released; with no room left for its waker, defer.
-                if record.delivery == Delivery::Awaited && !batch.has_room() {
+                if record.delivery() == Delivery::Awaited && !batch.has_room() {
                     return None;
                 }
                 transition!("T5 inline wakeup", slot);

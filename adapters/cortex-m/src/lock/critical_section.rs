@@ -4,6 +4,7 @@
 use core::cell::Cell;
 use core::mem::MaybeUninit;
 
+use aiopoll::Locks;
 use critical_section::RestoreState;
 use lock_api::{GuardNoSend, RawMutex};
 
@@ -77,6 +78,88 @@ unsafe impl RawMutex for CriticalSectionLock {
     }
 }
 
+impl CriticalSectionLock {
+    /// Sets the "held" flag without a critical section of its own, for a
+    /// caller already inside one (it holds another `CriticalSectionLock`):
+    /// returns `false`, changing nothing, when the flag is set already.
+    ///
+    /// # Safety
+    /// The caller is inside a critical section, and calls
+    /// [`release_nested`](Self::release_nested) (if this returned `true`)
+    /// before it leaves it.
+    #[inline(always)]
+    unsafe fn claim_nested(&self) -> bool {
+        if self.held.get() {
+            return false;
+        }
+        self.held.set(true);
+        true
+    }
+
+    /// Clears the flag [`claim_nested`](Self::claim_nested) set.
+    ///
+    /// # Safety
+    /// As `claim_nested`: still inside the critical section in which it
+    /// was claimed.
+    #[inline(always)]
+    unsafe fn release_nested(&self) {
+        self.held.set(false);
+    }
+}
+
 /// The critical-section lock for the context and its wait queues: correct
 /// on every part, single- or multi-core.
-pub type CortexMLocks = (CriticalSectionLock, CriticalSectionLock);
+///
+/// Both locks being critical sections, one critical section is enough for
+/// each operation: where the core takes one of them while holding the other
+/// (a wakeup tries the context lock inside its queue's lock; a submit,
+/// cancel or reap links or unlinks a request on a queue inside the context
+/// lock), the inner one only sets and clears its "held" flag, inside the
+/// outer one's critical section. The flag still tells a wakeup that the
+/// context is held (by a source's `poll` that wakes its own queue, say), so
+/// that it defers.
+pub struct CortexMLocks;
+
+// SAFETY: both are `CriticalSectionLock`s. The nested methods are only
+// called while the other lock of the pair is held, so inside its critical
+// section, which excludes every other execution context (every interrupt,
+// and the other cores where the critical section spans them): the "held"
+// flag, read and written only there, gives the same exclusion as a lock
+// that took a critical section of its own. Each nested release happens
+// before the outer lock's (the core's guards are scoped).
+unsafe impl Locks for CortexMLocks {
+    type Context = CriticalSectionLock;
+    type Queue = CriticalSectionLock;
+
+    #[inline(always)]
+    fn try_lock_context_in_queue(context: &CriticalSectionLock) -> bool {
+        // SAFETY: the core calls this with a queue lock held, so inside its
+        // critical section, and releases it (below) before that lock.
+        unsafe { context.claim_nested() }
+    }
+
+    #[inline(always)]
+    unsafe fn unlock_context_in_queue(context: &CriticalSectionLock) {
+        // SAFETY: claimed by the method above, the queue lock still held
+        // (the caller's contract).
+        unsafe { context.release_nested() }
+    }
+
+    #[inline(always)]
+    fn lock_queue_in_context(queue: &CriticalSectionLock) {
+        // SAFETY: the core calls this with the context lock held, so inside
+        // its critical section, and releases it (below) before that lock.
+        if !unsafe { queue.claim_nested() } {
+            // Inside the critical section nobody else can hold it: this
+            // context does, and a hook or source called back into aiopoll.
+            super::taken_again_by_its_holder();
+        }
+    }
+
+    #[inline(always)]
+    unsafe fn unlock_queue_in_context(queue: &CriticalSectionLock) {
+        // SAFETY: claimed by the method above, the context lock still held
+        // (the caller's contract).
+        unsafe { queue.release_nested() }
+    }
+}
