@@ -66,6 +66,7 @@ mod fd;
 #[cfg(target_os = "linux")]
 mod handoff;
 mod kept;
+mod lock;
 mod pipe;
 mod request;
 mod signal;
@@ -77,6 +78,7 @@ pub use error::{GetEventsError, SourceError};
 #[cfg(target_os = "linux")]
 pub use fd::Fd;
 pub use pipe::{pipe, pipe_with_capacity, PipeReader, PipeWriter, PIPE_BUF, PIPE_CAPACITY};
+pub use lock::Lock;
 pub use request::StdRequest;
 pub use timer::Timer;
 
@@ -85,11 +87,6 @@ pub use aiopoll::{
     BatchRefused, CancelError, Completion, Events, Handle, InProgress, Outcome, Stats, SubmitError,
     UpdateError, Updated,
 };
-
-/// The lock of every std context and wait queue: `parking_lot`'s raw mutex,
-/// which spins a few times and then parks the thread, so a thread waiting
-/// for a lock never burns a core while the holder is descheduled.
-pub type Lock = parking_lot::RawMutex;
 
 /// The [`aiopoll::Locks`] of a [`StdContext`]: [`Lock`] for the context and
 /// for its wait queues.
