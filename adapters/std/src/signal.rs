@@ -74,6 +74,7 @@ impl Signal {
                 lock: Mutex::new(()),
                 condvar: Condvar::new(),
                 in_poller: AtomicBool::new(false),
+                ringer_cpu: AtomicUsize::new(NO_CPU),
             }),
             worker: OnceLock::new(),
             stopping: AtomicBool::new(false),
@@ -257,6 +258,9 @@ pub(crate) struct Bell {
     condvar: Condvar,
     /// A reaper of this context waits in the OS poller (or is about to).
     in_poller: AtomicBool,
+    /// The CPU the last notification to a waiter came from
+    /// ([`NO_CPU`] if not known): see [`spin`](Self::spin).
+    ringer_cpu: AtomicUsize,
 }
 
 impl Bell {
@@ -292,6 +296,10 @@ impl Bell {
         if self.waiters.load(Ordering::SeqCst) == 0 {
             return;
         }
+        // A hint for the waiters' spin (ordered by nothing: a stale CPU
+        // only makes one wait spin longer or shorter).
+        self.ringer_cpu
+            .store(current_cpu().unwrap_or(NO_CPU), Ordering::Relaxed);
         self.epoch.fetch_add(1, Ordering::SeqCst);
         // If the sleeper count reads 0, every sleeper that comes later
         // reads the epoch after this increment (both are SeqCst) before it
@@ -354,10 +362,19 @@ impl Bell {
             Some(deadline) => deadline.min(now + SPIN),
             None => now + SPIN,
         };
+        // If the last notification came from this very CPU, whoever sends
+        // the next one most likely waits for this CPU too: pausing only
+        // delays it, so yield after every look.
+        let ringer = self.ringer_cpu.load(Ordering::Relaxed);
+        let batch = if ringer != NO_CPU && current_cpu() == Some(ringer) {
+            1
+        } else {
+            SPIN_BATCH
+        };
         loop {
             // The clock is read once per batch (a few hundred nanoseconds):
             // it costs more than a check.
-            for _ in 0..32 {
+            for _ in 0..batch {
                 if self.epoch.load(Ordering::SeqCst) != seen {
                     return true;
                 }
@@ -389,6 +406,19 @@ const SPIN: Duration = if cfg!(miri) {
 } else {
     Duration::from_micros(20)
 };
+
+/// How many pauses a spinning reaper makes between two yields (about
+/// 1.3 us on these VMs, where a pause takes about 42 ns): a completion from
+/// a thread on another CPU usually lands sooner, and then the reaper never
+/// gives the CPU away. When the last notification came from the reaper's
+/// own CPU, it yields after every look instead: the thread it waits for
+/// needs that CPU, and each pause only delays it. In the ping-pong
+/// benchmark with both threads on one CPU (`taskset -c 1`) that took the
+/// median round trip from 4.6 to 3.1 us (a `Condvar` pair: 3.7 us).
+const SPIN_BATCH: u32 = 32;
+
+/// [`Bell::ringer_cpu`] when no CPU is known.
+const NO_CPU: usize = usize::MAX;
 
 /// A reaper registered as a waiter on a [`Bell`] ([`Bell::register`]).
 pub(crate) struct Waiting<'a> {
@@ -423,4 +453,18 @@ impl Notify for Signal {
     fn deadline_armed(&self, deadline: u64) {
         self.program(deadline);
     }
+}
+
+/// The CPU the calling thread runs on (Linux's `sched_getcpu`, a vDSO call
+/// of a few nanoseconds), or `None` where it is not known.
+fn current_cpu() -> Option<usize> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: `sched_getcpu` takes no arguments and touches no memory
+        // of ours; it returns -1 on failure.
+        let cpu = unsafe { libc::sched_getcpu() };
+        usize::try_from(cpu).ok()
+    }
+    #[cfg(not(target_os = "linux"))]
+    None
 }
