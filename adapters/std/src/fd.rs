@@ -530,7 +530,7 @@ impl Driver {
                 bell.set_in_poller(true);
                 // After the flag: a completion from now on ends the wait.
                 if bell.epoch() == seen {
-                    self.drive(timeout_ms(until));
+                    self.drive(timeout_ms(until), Some(bell));
                 }
                 bell.set_in_poller(false);
                 self.release();
@@ -558,7 +558,7 @@ impl Driver {
         if !self.shared.lock().role.try_take() {
             return false;
         }
-        self.drive(0);
+        self.drive(0, None);
         self.release();
         true
     }
@@ -580,7 +580,7 @@ impl Driver {
             }
             if shared.role.try_take() {
                 drop(shared);
-                self.drive(0);
+                self.drive(0, None);
                 self.release();
                 shared = self.shared.lock();
             } else {
@@ -592,17 +592,30 @@ impl Driver {
     /// Holding the role: waits in the poller for up to `timeout` ms (-1:
     /// no timeout) and delivers what it collects, then, while catch-ups
     /// wait, collects again without blocking until they are served.
-    fn drive(&self, timeout: libc::c_int) {
+    ///
+    /// `waiting` is the bell of the reaper that leads, whose `in_poller`
+    /// flag is up: it is lowered as soon as `epoll_wait` returns, before
+    /// the wakeups run, so that the completions those wakeups make on this
+    /// very thread do not write the notification eventfd to end a wait
+    /// that is already over (one `write(2)` per collected edge, and an
+    /// `epoll_wait` that returns at once, in the echo server).
+    fn drive(&self, timeout: libc::c_int, waiting: Option<&Bell>) {
         let mut timeout = timeout;
+        let mut waiting = waiting;
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; BATCH];
-        while self.round(timeout, &mut events) {
+        while self.round(timeout, &mut events, waiting.take()) {
             timeout = 0;
         }
     }
 
     /// One `epoll_wait` and the keyed wakeups of what it collected.
     /// Returns whether catch-ups still wait.
-    fn round(&self, timeout: libc::c_int, events: &mut [libc::epoll_event; BATCH]) -> bool {
+    fn round(
+        &self,
+        timeout: libc::c_int,
+        events: &mut [libc::epoll_event; BATCH],
+        waiting: Option<&Bell>,
+    ) -> bool {
         // Read before collecting edges: every catch-up counted here was made
         // after the edges it waits for were raised, so this round collects
         // them (or an earlier one did).
@@ -617,6 +630,11 @@ impl Driver {
                 timeout,
             )
         };
+        // The wait is over: a completion of the leader's context from now
+        // on moves its epoch, which the leader reads before it waits again.
+        if let Some(bell) = waiting {
+            bell.set_in_poller(false);
+        }
         if count < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
             // Nothing will be delivered any more: reapers sleep on their
             // bells, catch-ups return.
@@ -683,7 +701,7 @@ impl Driver {
                 Look::Park => std::thread::park(),
                 Look::Watch => std::thread::park_timeout(TICK),
                 Look::Drive => loop {
-                    self.drive(-1);
+                    self.drive(-1, None);
                     let mut shared = self.shared.lock();
                     let urgent = shared.urgent();
                     if let Some(hand_off) = shared.role.thread_round(&mut last, urgent) {
