@@ -1,11 +1,14 @@
 //! [`Signal`]: the context's [`Notify`] hooks, how reapers block on them,
 //! and how they wake the context's deferred-work thread.
 //!
-//! An *epoch* counts notifications, on the context's [`Bell`]. A reaper
-//! reads the epoch, reaps, and if it still needs completions, sleeps until
-//! the epoch moves: on the bell's condition variable, or (Linux, once an
-//! `Fd` exists) in the OS poller, with the bell's `in_poller` flag raised so
-//! that a notification ends that wait too (see `handoff.rs`). The hooks run
+//! An *epoch* counts notifications, on the context's [`Bell`], while
+//! reapers are registered as waiters (without them a notification is one
+//! load). A reaper that found too few completions registers, reads the
+//! epoch, reaps again, and if it still needs completions, waits until the
+//! epoch moves: spinning a moment, then on the bell's condition variable,
+//! or (Linux, once an `Fd` exists) in the OS poller, with the bell's
+//! `in_poller` flag raised so that a notification ends that wait too (see
+//! `handoff.rs`). The hooks run
 //! with aiopoll locks held (maybe inside a wakeup), so they only bump the
 //! epoch and, when a reaper is asleep, take a leaf mutex for an instant to
 //! notify the condition variable, or write the poller's eventfd. That mutex
