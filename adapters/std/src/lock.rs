@@ -10,7 +10,7 @@ use lock_api::RawMutex;
 /// The locks of a context and of its wait queues are held for a few hundred
 /// nanoseconds at most (a submit's `poll`, a wakeup, a reap). A thread that
 /// finds one taken first watches it, with a pause between looks, for up to
-/// 256 pauses (about 10 µs on the machines the benchmarks run on), and
+/// 64 pauses (about 2.7 µs on the machines the benchmarks run on), and
 /// takes it as soon as it is free; only then does it fall back on
 /// `parking_lot`'s own slow path, which yields a few times and then parks
 /// the thread, so that a waiter never burns a core for long while the
@@ -29,8 +29,12 @@ pub struct Lock {
 
 /// How many pauses a thread that found a [`Lock`] taken spends watching it
 /// before it falls back on parking (under Miri, whose every step is
-/// interpreted, none).
-const SPINS: u32 = if cfg!(miri) { 0 } else { 256 };
+/// interpreted, none). Enough for any hold by a thread that is running; not
+/// so many that a waiter sharing its CPU with a descheduled holder wastes
+/// much: 16, 64 and 256 read the same in the contention and ping-pong
+/// benchmarks, and an `EventCounter` whose count lock spun for 256 pauses
+/// doubled the tokio round trip with both threads on one CPU.
+const SPINS: u32 = if cfg!(miri) { 0 } else { 64 };
 
 impl Lock {
     /// The contended path of [`lock`](RawMutex::lock): watch, then park.
