@@ -44,7 +44,8 @@
 //!   [`StdRequest::deadline`]) and expires the requests whose deadline
 //!   passed.
 //!
-//! Every source's `poll` runs at submit (for an [`Fd`], one `poll(2)`), so a
+//! Every source's `poll` runs at submit (for an [`Fd`], one `poll(2)`,
+//! skipped when the events asked for are known not ready: see [`Fd`]), so a
 //! request for readiness that is already there completes at once. A reaper
 //! in [`get_events`](StdContext::get_events) waits in the OS poller if
 //! [`Fd`]s exist and no other reaper does; otherwise it watches for
@@ -76,7 +77,7 @@ pub use context::{AsSource, SharedSource, StdContext, Submission};
 pub use counter::EventCounter;
 pub use error::{GetEventsError, SourceError};
 #[cfg(target_os = "linux")]
-pub use fd::Fd;
+pub use fd::{Fd, StreamSocket};
 pub use lock::Lock;
 pub use pipe::{pipe, pipe_with_capacity, PipeReader, PipeWriter, PIPE_BUF, PIPE_CAPACITY};
 pub use request::StdRequest;
