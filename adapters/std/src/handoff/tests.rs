@@ -48,17 +48,11 @@ enum Reaper {
     },
     /// Leads: in `epoll_wait`.
     Epoll,
-    /// Leads: `epoll_wait` returned; lowers `in_poller` before the wakeups
-    /// (its own completions need not end a wait that is over).
-    Collected {
-        edges: Vec<usize>,
-    },
     /// Leads: runs the keyed wakeups of what it collected.
     Wake {
         edges: Vec<usize>,
     },
-    /// Leads: lowers `in_poller` (again, after the wakeups, as `wait`
-    /// does; or without having waited).
+    /// Leads: lowers `in_poller`.
     ClearFlag,
     /// Leads: releases the role.
     Release,
@@ -290,13 +284,9 @@ impl State {
                     Reaper::ClearFlag
                 }
             }
-            Reaper::Epoll => Reaper::Collected {
+            Reaper::Epoll => Reaper::Wake {
                 edges: s.collect()?,
             },
-            Reaper::Collected { edges } => {
-                s.in_poller[context] = false;
-                Reaper::Wake { edges }
-            }
             Reaper::Wake { mut edges } => match edges.pop() {
                 Some(edge) => {
                     s.wake(edge);
