@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
@@ -15,6 +15,12 @@ use parking_lot::{Condvar, Mutex, MutexGuard, RwLock};
 use crate::handoff::{Arrival, HandOff, Holder, Look, Role};
 use crate::signal::Bell;
 use crate::{AsSource, Lock, SharedSource, WaitQueue};
+
+/// The edges one `epoll_wait` collected, and the number of its round.
+struct Collected<'e> {
+    round: u64,
+    edges: &'e [libc::epoll_event],
+}
 
 /// Every poll event there is to ask for (ERR and HUP are always reported).
 const POLL_EVENTS: libc::c_short = libc::POLLIN
@@ -134,10 +140,13 @@ fn events_of(mask: u32) -> Events {
 ///   find the request pending and report it cancelled, where Linux reports
 ///   it completed;
 /// - a read right after a write can consume the data before the edge is
-///   collected, and the request then waits for the next change;
-/// - a request submitted while an edge is being delivered can complete
-///   with that edge's readiness even if a racing read has just consumed it
-///   (as with any readiness, the read then says `WouldBlock`).
+///   collected, and the request then waits for the next change.
+///
+/// A request never completes with readiness it could not have seen: an
+/// edge collected before a request looked for itself (its submit's
+/// `poll(2)`) wakes with what is ready when the wakeup runs, not with what
+/// the edge reported, so data that a reader consumed before the request was
+/// submitted does not complete it.
 ///
 /// Call [`catch_up`](Self::catch_up) after the operation to order them as
 /// Linux does: it waits until everything that happened before the call was
@@ -152,7 +161,25 @@ struct FdShared {
     /// so a late re-poll never looks at a reused descriptor number.
     raw: RwLock<Option<RawFd>>,
     queue: WaitQueue,
+    /// The latest poller round (see [`ROUNDS`]) that had started when a
+    /// `poll(2)` of this descriptor returned: an edge collected by a round
+    /// after it is newer than every look a request on the queue took.
+    polled_in: AtomicU64,
 }
+
+/// Poller rounds so far: each `epoll_wait` takes the next number before it
+/// collects.
+///
+/// An edge's readiness is what epoll read when it collected the edge, and
+/// the wakeup comes a little later. A request submitted in between has
+/// looked for itself (its submit's `poll(2)`), after the edge, and a reader
+/// may have consumed what the edge reported before that look: waking it
+/// with the edge's readiness would complete it with events it never had.
+/// So an edge wakes with the readiness epoll collected only when every
+/// look at its descriptor returned before the round began (`polled_in` is
+/// older than the round); otherwise the wakeup polls afresh and wakes with
+/// what is ready now, or not at all if nothing is.
+static ROUNDS: AtomicU64 = AtomicU64::new(0);
 
 impl<T: AsFd> Fd<T> {
     /// Takes `io` and registers its descriptor with the OS poller (the
@@ -167,6 +194,7 @@ impl<T: AsFd> Fd<T> {
         let shared = Arc::new(FdShared {
             raw: RwLock::new(Some(io.as_fd().as_raw_fd())),
             queue: WaitQueue::new(),
+            polled_in: AtomicU64::new(0),
         });
         driver()?.register(&io, &shared)?;
         Ok(Fd { shared, io })
@@ -184,7 +212,7 @@ impl<T: AsFd> Fd<T> {
 
     /// The events ready now, as `poll(2)` reports them.
     pub fn readiness(&self) -> Events {
-        self.shared.poll(&mut PollTable::readiness_only())
+        self.shared.readiness_now()
     }
 
     /// Waits until every readiness change of this descriptor (and of every
@@ -233,9 +261,9 @@ impl<T: AsFd + core::fmt::Debug> core::fmt::Debug for Fd<T> {
     }
 }
 
-impl Source<Lock> for FdShared {
-    fn poll<'s>(&'s self, table: &mut PollTable<'_, 's, Lock>) -> Events {
-        table.wait(&self.queue);
+impl FdShared {
+    /// `poll(2)` of the descriptor now (nothing once it is being closed).
+    fn readiness_now(&self) -> Events {
         let raw = self.raw.read();
         let Some(fd) = *raw else {
             return Events::empty();
@@ -254,6 +282,20 @@ impl Source<Lock> for FdShared {
             return Events::empty();
         }
         events_of(u32::from(entry.revents as u16))
+    }
+}
+
+impl Source<Lock> for FdShared {
+    fn poll<'s>(&'s self, table: &mut PollTable<'_, 's, Lock>) -> Events {
+        table.wait(&self.queue);
+        let ready = self.readiness_now();
+        // After the look (the fence orders the system call's reads before
+        // the load): a round that this load does not see began after the
+        // look returned, so the readiness it collects is newer (`ROUNDS`).
+        core::sync::atomic::fence(Ordering::SeqCst);
+        let round = ROUNDS.load(Ordering::SeqCst);
+        self.polled_in.fetch_max(round, Ordering::SeqCst);
+        ready
     }
 }
 
@@ -612,6 +654,38 @@ impl Driver {
         // after the edges it waits for were raised, so this round collects
         // them (or an earlier one did).
         let covered = self.shared.lock().requested;
+        let Some(collected) = self.collect(timeout, events) else {
+            // Nothing will be delivered any more: reapers sleep on their
+            // bells, catch-ups return.
+            self.failed.store(true, Ordering::SeqCst);
+            let _shared = self.shared.lock();
+            self.caught_up.notify_all();
+            return false;
+        };
+        let full = collected.edges.len() == BATCH;
+        self.deliver(collected);
+        let mut shared = self.shared.lock();
+        // A full batch may have left edges behind: collect them before
+        // answering a catch-up.
+        if !full && shared.delivered < covered {
+            shared.delivered = covered;
+            self.caught_up.notify_all();
+        }
+        shared.requested > shared.delivered
+    }
+
+    /// Holding the role: one `epoll_wait` of up to `timeout` ms (-1: no
+    /// timeout). `None` if the poller failed for good.
+    fn collect<'e>(
+        &self,
+        timeout: libc::c_int,
+        events: &'e mut [libc::epoll_event; BATCH],
+    ) -> Option<Collected<'e>> {
+        // Before collecting (the fence orders it before `epoll_wait`'s
+        // reads): a look that returned before this is older than what the
+        // round collects.
+        let round = ROUNDS.fetch_add(1, Ordering::SeqCst) + 1;
+        core::sync::atomic::fence(Ordering::SeqCst);
         // SAFETY: `events` has room for `BATCH` entries, the count passed;
         // the epoll descriptor is ours and open.
         let count = unsafe {
@@ -623,18 +697,20 @@ impl Driver {
             )
         };
         if count < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
-            // Nothing will be delivered any more: reapers sleep on their
-            // bells, catch-ups return.
-            self.failed.store(true, Ordering::SeqCst);
-            let _shared = self.shared.lock();
-            self.caught_up.notify_all();
-            return false;
+            return None;
         }
-        let collected = &events[..usize::try_from(count).unwrap_or(0)];
+        Some(Collected {
+            round,
+            edges: &events[..usize::try_from(count).unwrap_or(0)],
+        })
+    }
+
+    /// The keyed wakeups of what a round collected.
+    fn deliver(&self, collected: Collected<'_>) {
         let mut woken: [Option<(Arc<FdShared>, Events)>; BATCH] = [const { None }; BATCH];
         {
             let state = self.state.lock();
-            for (event, place) in collected.iter().zip(&mut woken) {
+            for (event, place) in collected.edges.iter().zip(&mut woken) {
                 // Copied out: the kernel's struct is packed.
                 let (key, mask) = (event.u64, event.events);
                 if key == NOTIFY {
@@ -645,19 +721,20 @@ impl Driver {
             }
         }
         // Outside the registry's lock: a wakeup may run a completion.
-        // The key is the readiness epoll read when it collected the
-        // edge, so requests complete with what the edge made ready.
-        for (shared, ready) in woken.iter_mut().filter_map(Option::take) {
-            shared.queue.wake(ready);
+        // The key is the readiness epoll read when it collected the edge,
+        // so requests complete with what the edge made ready, unless a
+        // request looked for itself after the round began: then what is
+        // ready now, if anything (see `ROUNDS`).
+        for (shared, reported) in woken.iter_mut().filter_map(Option::take) {
+            let ready = if shared.polled_in.load(Ordering::SeqCst) < collected.round {
+                reported
+            } else {
+                shared.readiness_now()
+            };
+            if !ready.is_empty() {
+                shared.queue.wake(ready);
+            }
         }
-        let mut shared = self.shared.lock();
-        // A full batch may have left edges behind: collect them before
-        // answering a catch-up.
-        if collected.len() < BATCH && shared.delivered < covered {
-            shared.delivered = covered;
-            self.caught_up.notify_all();
-        }
-        shared.requested > shared.delivered
     }
 
     /// The poller thread: takes the role when nobody else holds it (at
@@ -715,5 +792,69 @@ impl Driver {
         // SAFETY: reads at most 8 bytes into `count`, from our own
         // non-blocking eventfd; a failed read (nothing there) is harmless.
         unsafe { libc::read(self.notifier.as_raw_fd(), count.as_mut_ptr().cast(), 8) };
+    }
+}
+
+// Real descriptors and epoll: not under Miri.
+#[cfg(all(test, not(miri)))]
+mod tests {
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+
+    use super::*;
+    use crate::{Completion, Outcome, StdContext};
+
+    /// Takes the OS poller's role, so that edges wait in epoll until the
+    /// test collects them. The poller thread may be waiting in epoll: the
+    /// notification ends its round, and it gives the role up (nothing in
+    /// this test makes it urgent).
+    fn hold_the_role(driver: &Driver) {
+        for _ in 0..1_000_000 {
+            if driver.shared.lock().role.try_take() {
+                return;
+            }
+            driver.notify();
+            std::thread::yield_now();
+        }
+        panic!("the poller thread never gave the role up");
+    }
+
+    #[test]
+    fn an_edge_collected_before_a_submit_never_completes_it_with_what_was_read() {
+        // The edge of a write is collected (epoll reads IN); before its
+        // wakeup runs, a request finds the byte by its own look and
+        // completes, the byte is read, and a second request waits. The
+        // late wakeup must not complete the second request with the IN
+        // that was read before it was submitted.
+        let context = StdContext::<4>::new();
+        let (ours, mut peer) = UnixStream::pair().unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let socket = Fd::new(ours).unwrap();
+        let driver = driver().unwrap();
+        hold_the_role(driver);
+        peer.write_all(b"x").unwrap();
+        let mut events = [libc::epoll_event { events: 0, u64: 0 }; BATCH];
+        let collected = driver.collect(0, &mut events).unwrap();
+        assert!(
+            collected
+                .edges
+                .iter()
+                .any(|edge| { edge.u64 != NOTIFY && events_of(edge.events).contains(Events::IN) }),
+            "the write's edge was collected"
+        );
+        context.submit(&socket, Events::IN, 1).unwrap();
+        let mut out = [Completion::EMPTY; 4];
+        assert_eq!(context.reap(&mut out), 1);
+        assert_eq!(out[0].outcome, Outcome::Ready(Events::IN));
+        socket.get_ref().read_exact(&mut [0; 1]).unwrap();
+        let handle = context.submit(&socket, Events::IN, 2).unwrap();
+        driver.deliver(collected);
+        driver.release();
+        assert!(
+            context.cancel(handle).is_ok(),
+            "the late wakeup completed a request with readiness read before its submit"
+        );
+        assert_eq!(context.reap(&mut out), 1);
+        assert_eq!((out[0].user_data, out[0].outcome), (2, Outcome::Cancelled));
     }
 }

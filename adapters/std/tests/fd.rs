@@ -279,8 +279,12 @@ fn two_reapers_share_the_poller_and_no_completion_is_lost() {
                 (&*peer).write_all(b"x").unwrap();
             }
             // The next round once every byte of this one was read: each
-            // socket then has one request waiting again.
+            // socket then has one request waiting again. A reaper that
+            // failed ends the wait (its join reports why).
             while served.load(std::sync::atomic::Ordering::SeqCst) < round * SOCKETS {
+                if first.is_finished() || second.is_finished() {
+                    break;
+                }
                 std::thread::yield_now();
             }
         }
@@ -309,9 +313,10 @@ fn reapers_of_two_contexts_share_the_poller() {
         std::sync::atomic::AtomicU64::new(0),
     ];
     std::thread::scope(|scope| {
+        let mut reapers = Vec::new();
         for k in 0..2 {
             let (context, (socket, _), served) = (&contexts[k], &sockets[k], &served[k]);
-            scope.spawn(move || {
+            reapers.push(scope.spawn(move || {
                 for round in 1..=ROUNDS {
                     context.submit(socket, Events::IN, round).unwrap();
                     assert_eq!(
@@ -322,7 +327,7 @@ fn reapers_of_two_contexts_share_the_poller() {
                     socket.get_ref().read_exact(&mut byte).unwrap();
                     served.store(round, std::sync::atomic::Ordering::SeqCst);
                 }
-            });
+            }));
         }
         for round in 1..=ROUNDS {
             // Alternately, and each after the other's reaper is done with
@@ -331,6 +336,11 @@ fn reapers_of_two_contexts_share_the_poller() {
             for k in [round as usize % 2, 1 - round as usize % 2] {
                 (&sockets[k].1).write_all(b"x").unwrap();
                 while served[k].load(std::sync::atomic::Ordering::SeqCst) < round {
+                    // A reaper that failed ends the wait (the scope's join
+                    // reports why).
+                    if reapers.iter().any(|reaper| reaper.is_finished()) {
+                        return;
+                    }
                     std::thread::yield_now();
                 }
             }
