@@ -112,14 +112,19 @@ fn criterion_main() {
             // samples grow to tens of milliseconds, so that most of them
             // contained a lost slice and the median swung with the
             // machine's load (0.1 to 2.9 us for one case). A thousand
-            // samples of equal length (a few milliseconds each) leave the
-            // median to the samples in which every thread ran. (Fewer
+            // samples of equal length, about a millisecond each (one second
+            // of measurement, whatever the command line says), leave the
+            // median to the samples in which every thread ran, as long as
+            // most of them did: 3 ms samples swung more, and a case whose
+            // threads outnumber the cores still swings in runs where the
+            // scheduler hands out slices of about a millisecond. (Fewer
             // bootstrap resamples than the default 100,000: the median is
             // the figure read, and a thousand samples would otherwise take
             // longer to analyse than to measure.)
             group
                 .sample_size(1000)
                 .sampling_mode(SamplingMode::Flat)
+                .measurement_time(Duration::from_secs(1))
                 .nresamples(10_000);
         }
         for case in CASES.iter().filter(|case| case.group == name) {
