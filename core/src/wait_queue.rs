@@ -397,12 +397,35 @@ impl<Q: RawMutex> WaitQueue<Q> {
     /// A request whose events miss `key` stays queued. Returns how many
     /// requests were woken (completed now or handed to deferred work).
     pub fn wake(&self, key: Events) -> usize {
-        let wake = if key.is_empty() {
+        self.wake_all(|| Some(Self::wake_for(key)), false)
+    }
+
+    /// [`wake`](Self::wake) with a key that `key` computes under this
+    /// queue's lock (`None`: wake nobody).
+    ///
+    /// For a source whose readiness comes from somewhere else than the
+    /// operation that changed it (an OS poller's report, read a moment
+    /// before the wakeup): a request that registers while `key` runs, or
+    /// after, is not on the queue for this wakeup, and every request that
+    /// is, registered before `key` ran. So a key computed from a fresh look
+    /// at the source inside `key` is readiness every woken request saw
+    /// while it waited, never readiness that was gone before it registered.
+    ///
+    /// `key` runs with the queue's lock held, maybe in an interrupt
+    /// handler: it must not block, and must not touch this queue or take a
+    /// lock that a source's `poll` holds while it registers (a try-lock is
+    /// fine).
+    pub fn wake_with(&self, key: impl FnOnce() -> Option<Events>) -> usize {
+        self.wake_all(|| key().map(Self::wake_for), false)
+    }
+
+    /// The wakeup a key asks for: an empty key asks for a re-poll.
+    fn wake_for(key: Events) -> Wake {
+        if key.is_empty() {
             Wake::Repoll
         } else {
             Wake::Key(key)
-        };
-        self.wake_all(wake, false)
+        }
     }
 
     /// Closes the queue for good: every request on it completes exactly once
@@ -413,7 +436,7 @@ impl<Q: RawMutex> WaitQueue<Q> {
     /// Safe from any context; after it returns no context touches the
     /// queue's list again, so the queue's memory may be reused.
     pub fn close(&self) -> usize {
-        self.wake_all(Wake::SourceGone, true)
+        self.wake_all(|| Some(Wake::SourceGone), true)
     }
 
     /// Opens a closed queue again, for a source that lives in a `static` and
@@ -463,11 +486,17 @@ impl<Q: RawMutex> WaitQueue<Q> {
         self.list.with(|list| unsafe { (*list).head.is_null() })
     }
 
-    fn wake_all(&self, wake: Wake, close: bool) -> usize {
+    /// Runs the wake function of every linked entry with the wakeup that
+    /// `wake` gives under the queue's lock (`None`: none), closing the
+    /// queue first if `close`.
+    fn wake_all(&self, wake: impl FnOnce() -> Option<Wake>, close: bool) -> usize {
         // Before the guard: the tasks of requests completed here are woken
         // once the queue lock is released.
         let mut batch = WakeBatch::new();
         let _locked = Locked::lock(&self.lock);
+        let Some(wake) = wake() else {
+            return 0;
+        };
         let mut woken = 0;
         self.list.with_mut(|list| {
             // SAFETY: we hold the queue lock, which protects the list and

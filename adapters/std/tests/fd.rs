@@ -472,6 +472,8 @@ fn reads_that_drain_never_lose_an_edge_to_a_racing_writer() {
     }
     std::thread::scope(|scope| {
         let _release = Release(&release);
+        // Owned by this closure: the writer's wait ends with it too.
+        let ack = ack;
         scope.spawn(|| collector.get_events(1, 2, None).unwrap());
         scope.spawn(move || {
             for burst in 0..BURSTS {
