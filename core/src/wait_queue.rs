@@ -397,12 +397,43 @@ impl<Q: RawMutex> WaitQueue<Q> {
     /// A request whose events miss `key` stays queued. Returns how many
     /// requests were woken (completed now or handed to deferred work).
     pub fn wake(&self, key: Events) -> usize {
-        let wake = if key.is_empty() {
+        self.wake_all(Self::wake_for(key), false)
+    }
+
+    /// [`wake`](Self::wake) with a key that `key` computes under this
+    /// queue's lock (`None`: wake nobody).
+    ///
+    /// For a source whose readiness comes from somewhere else than the
+    /// operation that changed it (an OS poller's report, read a moment
+    /// before the wakeup): a request that registers while `key` runs, or
+    /// after, is not on the queue for this wakeup, and every request that
+    /// is, registered before `key` ran. So a key computed from a fresh look
+    /// at the source inside `key` is readiness every woken request saw
+    /// while it waited, never readiness that was gone before it registered.
+    ///
+    /// `key` runs once, whether or not anybody waits (a source may record
+    /// there what it learned), with the queue's lock held, maybe in an
+    /// interrupt handler: it must not block, and must not touch this queue
+    /// or take a lock that a source's `poll` holds while it registers (a
+    /// try-lock is fine).
+    pub fn wake_with(&self, key: impl FnOnce() -> Option<Events>) -> usize {
+        // Before the guard, as in `wake_all`.
+        let mut batch = WakeBatch::new();
+        let _locked = Locked::lock(&self.lock);
+        match key() {
+            // SAFETY: we hold the queue lock.
+            Some(key) => unsafe { self.wake_locked(Self::wake_for(key), false, &mut batch) },
+            None => 0,
+        }
+    }
+
+    /// The wakeup a key asks for: an empty key asks for a re-poll.
+    fn wake_for(key: Events) -> Wake {
+        if key.is_empty() {
             Wake::Repoll
         } else {
             Wake::Key(key)
-        };
-        self.wake_all(wake, false)
+        }
     }
 
     /// Closes the queue for good: every request on it completes exactly once
@@ -463,19 +494,33 @@ impl<Q: RawMutex> WaitQueue<Q> {
         self.list.with(|list| unsafe { (*list).head.is_null() })
     }
 
+    /// Runs the wake function of every linked entry with `wake`, closing
+    /// the queue first if `close`.
     fn wake_all(&self, wake: Wake, close: bool) -> usize {
         // Before the guard: the tasks of requests completed here are woken
         // once the queue lock is released.
         let mut batch = WakeBatch::new();
         let _locked = Locked::lock(&self.lock);
+        // SAFETY: we hold the queue lock.
+        unsafe { self.wake_locked(wake, close, &mut batch) }
+    }
+
+    /// The body of a wakeup: runs the wake function of every linked entry
+    /// with `wake`, closing the queue first if `close`.
+    ///
+    /// # Safety
+    /// The caller holds the queue lock (and declared `batch` before its
+    /// guard).
+    #[inline(always)]
+    unsafe fn wake_locked(&self, wake: Wake, close: bool, batch: &mut WakeBatch) -> usize {
         let mut woken = 0;
         self.list.with_mut(|list| {
-            // SAFETY: we hold the queue lock, which protects the list and
-            // every linked entry's node. Each linked entry's owner is a live
-            // context: a context unlinks all its entries, under this lock,
-            // before its memory goes. The wake function removes at most the
-            // entry it was given (never another), so `next`, read before the
-            // call, is still linked afterwards.
+            // SAFETY: the caller holds the queue lock, which protects the
+            // list and every linked entry's node. Each linked entry's owner
+            // is a live context: a context unlinks all its entries, under
+            // this lock, before its memory goes. The wake function removes
+            // at most the entry it was given (never another), so `next`,
+            // read before the call, is still linked afterwards.
             unsafe {
                 let list = &mut *list;
                 if close {
@@ -485,7 +530,7 @@ impl<Q: RawMutex> WaitQueue<Q> {
                 while !cursor.is_null() {
                     let (next, owner) = (*cursor).node.with(|node| ((*node).next, (*node).owner));
                     let wake_fn = (*owner).wake_fn();
-                    let verdict = wake_fn(owner, list, cursor, wake, &mut batch);
+                    let verdict = wake_fn(owner, list, cursor, wake, batch);
                     if verdict != Verdict::NotInterested {
                         woken += 1;
                     }

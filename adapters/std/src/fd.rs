@@ -158,7 +158,9 @@ pub struct Fd<T: AsFd> {
 
 struct FdShared {
     /// The descriptor while the `Fd` lives; `None` once it is being closed,
-    /// so a late re-poll never looks at a reused descriptor number.
+    /// so a late re-poll never looks at a reused descriptor number. Every
+    /// look holds it for reading; a request's look, from its registration
+    /// to its stamp in `polled_in`.
     raw: RwLock<Option<RawFd>>,
     queue: WaitQueue,
     /// The latest poller round (see [`ROUNDS`]) that had started when a
@@ -171,14 +173,15 @@ struct FdShared {
 /// collects.
 ///
 /// An edge's readiness is what epoll read when it collected the edge, and
-/// the wakeup comes a little later. A request submitted in between has
-/// looked for itself (its submit's `poll(2)`), after the edge, and a reader
-/// may have consumed what the edge reported before that look: waking it
-/// with the edge's readiness would complete it with events it never had.
-/// So an edge wakes with the readiness epoll collected only when every
-/// look at its descriptor returned before the round began (`polled_in` is
-/// older than the round); otherwise the wakeup polls afresh and wakes with
-/// what is ready now, or not at all if nothing is.
+/// the wakeup comes a little later. A request that registered in between
+/// looks for itself (its submit's `poll(2)`) after the edge, and a reader
+/// may have consumed what the edge reported before that: waking it with
+/// the edge's readiness would complete it with events it never had. So an
+/// edge wakes with the readiness epoll collected only when every request on
+/// the queue registered and looked before the round began, which the
+/// wakeup checks under the queue's lock (`FdShared::edge_key`); otherwise
+/// it looks afresh, under that lock, and wakes with what is ready now, or
+/// not at all if nothing is.
 static ROUNDS: AtomicU64 = AtomicU64::new(0);
 
 impl<T: AsFd> Fd<T> {
@@ -261,40 +264,78 @@ impl<T: AsFd + core::fmt::Debug> core::fmt::Debug for Fd<T> {
     }
 }
 
+/// `poll(2)` of `fd` now, with a zero timeout.
+///
+/// The caller keeps `fd` open for the call: it holds the `Fd`'s `raw` lock,
+/// which `Drop` must take to clear the descriptor before closing it.
+fn poll_descriptor(fd: RawFd) -> Events {
+    let mut entry = libc::pollfd {
+        fd,
+        events: POLL_EVENTS,
+        revents: 0,
+    };
+    // SAFETY: `entry` is one valid `pollfd` and we pass a count of 1; `fd`
+    // is open (the caller's lock keeps `Drop` from closing it). A zero
+    // timeout never blocks.
+    let count = unsafe { libc::poll(&mut entry, 1, 0) };
+    if count <= 0 {
+        return Events::empty();
+    }
+    events_of(u32::from(entry.revents as u16))
+}
+
 impl FdShared {
     /// `poll(2)` of the descriptor now (nothing once it is being closed).
     fn readiness_now(&self) -> Events {
-        let raw = self.raw.read();
-        let Some(fd) = *raw else {
-            return Events::empty();
+        (*self.raw.read()).map_or(Events::empty(), poll_descriptor)
+    }
+
+    /// The key of an edge's wakeup, computed under the queue's lock
+    /// ([`WaitQueue::wake_with`]): every request it wakes is on the queue
+    /// now, and registered before this runs. `None`: wake nobody.
+    ///
+    /// The readiness epoll `reported` when round `round` collected the edge
+    /// is what the edge made ready, for a request that registered before
+    /// the collection. It is used when no look at the descriptor is in
+    /// flight (the write lock is free: a look holds the read lock from its
+    /// registration to its stamp) and every look's stamp is older than the
+    /// round: then every request on the queue registered before the round
+    /// began. Otherwise a request may have registered after the
+    /// collection, when what epoll reported may have been read already:
+    /// the key is the descriptor's readiness now, which every request on
+    /// the queue sees while it waits.
+    fn edge_key(&self, reported: Events, round: u64) -> Option<Events> {
+        let ready = match self.raw.try_write() {
+            Some(raw) => {
+                let fd = (*raw)?;
+                if self.polled_in.load(Ordering::SeqCst) < round {
+                    reported
+                } else {
+                    poll_descriptor(fd)
+                }
+            }
+            // A look in flight (or the descriptor closing: then `None`).
+            None => poll_descriptor((*self.raw.try_read()?)?),
         };
-        let mut entry = libc::pollfd {
-            fd,
-            events: POLL_EVENTS,
-            revents: 0,
-        };
-        // SAFETY: `entry` is one valid `pollfd` and we pass a count of 1;
-        // `fd` is open: the read lock keeps `Drop` from clearing it (and so
-        // from closing the descriptor) until we are done. A zero timeout
-        // never blocks.
-        let count = unsafe { libc::poll(&mut entry, 1, 0) };
-        if count <= 0 {
-            return Events::empty();
-        }
-        events_of(u32::from(entry.revents as u16))
+        (!ready.is_empty()).then_some(ready)
     }
 }
 
 impl Source<Lock> for FdShared {
     fn poll<'s>(&'s self, table: &mut PollTable<'_, 's, Lock>) -> Events {
+        // Held from the registration to the stamp: an edge's wakeup that
+        // finds the write lock free knows that every request on the queue
+        // has stamped its look (`edge_key`).
+        let raw = self.raw.read();
         table.wait(&self.queue);
-        let ready = self.readiness_now();
+        let ready = (*raw).map_or(Events::empty(), poll_descriptor);
         // After the look (the fence orders the system call's reads before
         // the load): a round that this load does not see began after the
         // look returned, so the readiness it collects is newer (`ROUNDS`).
         core::sync::atomic::fence(Ordering::SeqCst);
         let round = ROUNDS.load(Ordering::SeqCst);
         self.polled_in.fetch_max(round, Ordering::SeqCst);
+        drop(raw);
         ready
     }
 }
@@ -723,17 +764,12 @@ impl Driver {
         // Outside the registry's lock: a wakeup may run a completion.
         // The key is the readiness epoll read when it collected the edge,
         // so requests complete with what the edge made ready, unless a
-        // request looked for itself after the round began: then what is
-        // ready now, if anything (see `ROUNDS`).
+        // request may have registered since: then what is ready now, if
+        // anything (see `edge_key` and `ROUNDS`).
         for (shared, reported) in woken.iter_mut().filter_map(Option::take) {
-            let ready = if shared.polled_in.load(Ordering::SeqCst) < collected.round {
-                reported
-            } else {
-                shared.readiness_now()
-            };
-            if !ready.is_empty() {
-                shared.queue.wake(ready);
-            }
+            shared
+                .queue
+                .wake_with(|| shared.edge_key(reported, collected.round));
         }
     }
 
