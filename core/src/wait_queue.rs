@@ -397,7 +397,7 @@ impl<Q: RawMutex> WaitQueue<Q> {
     /// A request whose events miss `key` stays queued. Returns how many
     /// requests were woken (completed now or handed to deferred work).
     pub fn wake(&self, key: Events) -> usize {
-        self.wake_all(|| Some(Self::wake_for(key)), false)
+        self.wake_all(Self::wake_for(key), false)
     }
 
     /// [`wake`](Self::wake) with a key that `key` computes under this
@@ -411,12 +411,20 @@ impl<Q: RawMutex> WaitQueue<Q> {
     /// at the source inside `key` is readiness every woken request saw
     /// while it waited, never readiness that was gone before it registered.
     ///
-    /// `key` runs with the queue's lock held, maybe in an interrupt
-    /// handler: it must not block, and must not touch this queue or take a
-    /// lock that a source's `poll` holds while it registers (a try-lock is
-    /// fine).
+    /// `key` runs once, whether or not anybody waits (a source may record
+    /// there what it learned), with the queue's lock held, maybe in an
+    /// interrupt handler: it must not block, and must not touch this queue
+    /// or take a lock that a source's `poll` holds while it registers (a
+    /// try-lock is fine).
     pub fn wake_with(&self, key: impl FnOnce() -> Option<Events>) -> usize {
-        self.wake_all(|| key().map(Self::wake_for), false)
+        // Before the guard, as in `wake_all`.
+        let mut batch = WakeBatch::new();
+        let _locked = Locked::lock(&self.lock);
+        match key() {
+            // SAFETY: we hold the queue lock.
+            Some(key) => unsafe { self.wake_locked(Self::wake_for(key), false, &mut batch) },
+            None => 0,
+        }
     }
 
     /// The wakeup a key asks for: an empty key asks for a re-poll.
@@ -436,7 +444,7 @@ impl<Q: RawMutex> WaitQueue<Q> {
     /// Safe from any context; after it returns no context touches the
     /// queue's list again, so the queue's memory may be reused.
     pub fn close(&self) -> usize {
-        self.wake_all(|| Some(Wake::SourceGone), true)
+        self.wake_all(Wake::SourceGone, true)
     }
 
     /// Opens a closed queue again, for a source that lives in a `static` and
@@ -486,25 +494,33 @@ impl<Q: RawMutex> WaitQueue<Q> {
         self.list.with(|list| unsafe { (*list).head.is_null() })
     }
 
-    /// Runs the wake function of every linked entry with the wakeup that
-    /// `wake` gives under the queue's lock (`None`: none), closing the
-    /// queue first if `close`.
-    fn wake_all(&self, wake: impl FnOnce() -> Option<Wake>, close: bool) -> usize {
+    /// Runs the wake function of every linked entry with `wake`, closing
+    /// the queue first if `close`.
+    fn wake_all(&self, wake: Wake, close: bool) -> usize {
         // Before the guard: the tasks of requests completed here are woken
         // once the queue lock is released.
         let mut batch = WakeBatch::new();
         let _locked = Locked::lock(&self.lock);
-        let Some(wake) = wake() else {
-            return 0;
-        };
+        // SAFETY: we hold the queue lock.
+        unsafe { self.wake_locked(wake, close, &mut batch) }
+    }
+
+    /// The body of a wakeup: runs the wake function of every linked entry
+    /// with `wake`, closing the queue first if `close`.
+    ///
+    /// # Safety
+    /// The caller holds the queue lock (and declared `batch` before its
+    /// guard).
+    #[inline(always)]
+    unsafe fn wake_locked(&self, wake: Wake, close: bool, batch: &mut WakeBatch) -> usize {
         let mut woken = 0;
         self.list.with_mut(|list| {
-            // SAFETY: we hold the queue lock, which protects the list and
-            // every linked entry's node. Each linked entry's owner is a live
-            // context: a context unlinks all its entries, under this lock,
-            // before its memory goes. The wake function removes at most the
-            // entry it was given (never another), so `next`, read before the
-            // call, is still linked afterwards.
+            // SAFETY: the caller holds the queue lock, which protects the
+            // list and every linked entry's node. Each linked entry's owner
+            // is a live context: a context unlinks all its entries, under
+            // this lock, before its memory goes. The wake function removes
+            // at most the entry it was given (never another), so `next`,
+            // read before the call, is still linked afterwards.
             unsafe {
                 let list = &mut *list;
                 if close {
@@ -514,7 +530,7 @@ impl<Q: RawMutex> WaitQueue<Q> {
                 while !cursor.is_null() {
                     let (next, owner) = (*cursor).node.with(|node| ((*node).next, (*node).owner));
                     let wake_fn = (*owner).wake_fn();
-                    let verdict = wake_fn(owner, list, cursor, wake, &mut batch);
+                    let verdict = wake_fn(owner, list, cursor, wake, batch);
                     if verdict != Verdict::NotInterested {
                         woken += 1;
                     }

@@ -70,6 +70,54 @@ fn keyed_wakeup_completes_inline_with_key_and_requested() {
 }
 
 #[test]
+fn a_wakeup_whose_key_is_computed_under_the_queue_lock() {
+    // `wake_with` computes the key with the queue's lock held: a request
+    // that registers at that moment cannot be on the queue yet (the lock is
+    // taken), and `None` wakes nobody.
+    let device = Device::new(1);
+    let context = pin!(Context::<'_, 4>::new());
+    context.as_ref().submit(&device, Events::IN, 1).unwrap();
+    let mut ran = 0;
+    assert_eq!(
+        device.queues[0].wake_with(|| {
+            ran += 1;
+            None
+        }),
+        0
+    );
+    assert_eq!(ran, 1);
+    assert_eq!(device.queues[0].len(), 1);
+    assert!(reap_all(&context).is_empty());
+    // An empty key asks for a re-poll, as `wake` does: nothing is ready.
+    assert_eq!(device.queues[0].wake_with(|| Some(Events::empty())), 1);
+    assert!(reap_all(&context).is_empty());
+    assert_eq!(device.queues[0].len(), 1);
+    assert_eq!(
+        device.queues[0].wake_with(|| Some(Events::IN | Events::OUT)),
+        1
+    );
+    assert_eq!(
+        reap_all(&context),
+        [Completion {
+            user_data: 1,
+            outcome: Outcome::Ready(Events::IN),
+            ..Completion::EMPTY
+        }]
+    );
+    // The key is computed once whether or not anybody waits (a source may
+    // record what it learns there).
+    let mut ran = 0;
+    assert_eq!(
+        device.queues[0].wake_with(|| {
+            ran += 1;
+            Some(Events::IN)
+        }),
+        0
+    );
+    assert_eq!(ran, 1);
+}
+
+#[test]
 fn keyed_wakeup_that_misses_leaves_the_request_waiting() {
     let device = Device::new(1);
     let context = pin!(Context::<'_, 4>::new());
