@@ -459,15 +459,16 @@ impl Notify for Signal {
 }
 
 /// The CPU the calling thread runs on (Linux's `sched_getcpu`, a vDSO call
-/// of a few nanoseconds), or `None` where it is not known.
+/// of a few nanoseconds), or `None` where it is not known (also under Miri,
+/// which has no such call).
 fn current_cpu() -> Option<usize> {
-    #[cfg(target_os = "linux")]
+    #[cfg(all(target_os = "linux", not(miri)))]
     {
         // SAFETY: `sched_getcpu` takes no arguments and touches no memory
         // of ours; it returns -1 on failure.
         let cpu = unsafe { libc::sched_getcpu() };
         usize::try_from(cpu).ok()
     }
-    #[cfg(not(target_os = "linux"))]
+    #[cfg(any(not(target_os = "linux"), miri))]
     None
 }
