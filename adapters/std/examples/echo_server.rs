@@ -26,7 +26,7 @@
 //! (the listener and the stop counter), `Busy` cannot happen; if it did, the
 //! connection would be closed, not the server.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -372,7 +372,10 @@ impl Server {
             return Ok(Events::OUT); // the peer is not reading: wait for room
         }
         for _ in 0..READS_PER_TURN {
-            match connection.socket.get_ref().read(buffer) {
+            // `Fd::read`: a short read tells the socket's `Fd` that it is
+            // drained, so the request for IN submitted next waits for the
+            // next edge without a `poll(2)`.
+            match connection.socket.read(buffer) {
                 Ok(0) => return Err(Closed::ByPeer),
                 Ok(count) => {
                     connection.last_heard = Instant::now();
@@ -441,11 +444,7 @@ fn flush(connection: &mut Connection) -> Result<bool, Closed> {
         if sent == connection.unsent.len() {
             break Ok(true);
         }
-        match connection
-            .socket
-            .get_ref()
-            .write(&connection.unsent[sent..])
-        {
+        match connection.socket.write(&connection.unsent[sent..]) {
             Ok(0) => break Err(Closed::Error),
             Ok(count) => sent += count,
             Err(error) if error.kind() == ErrorKind::WouldBlock => break Ok(false),

@@ -238,7 +238,7 @@ impl<const N: usize> StdContext<N> {
         user_data: u64,
     ) -> Result<Handle, SubmitError> {
         self.submit_kept(
-            &source.as_source(),
+            source.as_source(),
             events,
             user_data,
             RequestOptions::ONE_SHOT,
@@ -262,7 +262,7 @@ impl<const N: usize> StdContext<N> {
         user_data: u64,
     ) -> Result<Handle, SubmitError> {
         self.submit_kept(
-            &source.as_source(),
+            source.as_source(),
             events,
             user_data,
             RequestOptions::ONE_SHOT.multishot(),
@@ -285,9 +285,8 @@ impl<const N: usize> StdContext<N> {
     ) -> Result<usize, BatchRefused> {
         let mut count = 0;
         for request in requests {
-            let source = request.source.as_source();
             match self.submit_kept(
-                &source,
+                request.source.as_source(),
                 request.events,
                 request.user_data,
                 RequestOptions::ONE_SHOT,
@@ -308,31 +307,39 @@ impl<const N: usize> StdContext<N> {
     }
 
     /// Submits through the core, which calls back under its lock so that
-    /// the source is kept before anybody can reap the request.
+    /// the source is kept before anybody can reap the request. `source` is
+    /// the one handle taken for the request: it moves into the place the
+    /// request keeps (or is dropped when the submit is refused), so a submit
+    /// costs one reference count increment, and the reap one decrement.
     fn submit_kept(
         &self,
-        source: &SharedSource,
+        source: SharedSource,
         events: Events,
         user_data: u64,
         options: RequestOptions,
     ) -> Result<Handle, SubmitError> {
         let kept = &self.inner.kept;
-        // SAFETY: `accepted` keeps an `Arc` of the source (whose allocation
-        // holds its wait queues) in the request's place of `kept`, before
-        // the request can be reaped; the place is emptied only by the
-        // `reap_with` callback of the request's final completion (so once
-        // the core has let go of the source), or when the context is
-        // dropped (`core` is dropped before `kept`). Dropping a queue closes
-        // it.
+        let pointer = Arc::as_ptr(&source);
+        // SAFETY: `pointer` is the allocation `source` owns, which lives
+        // while any handle of it does. `source` moves into `accepted`, which
+        // the core owns until `submit_unchecked_with` returns (and drops
+        // then, without the context lock, if it never called it); if the
+        // core calls it, under its context lock and before the request can
+        // be reaped, the handle moves into the request's place of `kept`,
+        // which is emptied only by the `reap_with` callback of the
+        // request's final completion (so once the core has let go of the
+        // source), or when the context is dropped (`core` is dropped before
+        // `kept`). So the reference outlives every use the core makes of it,
+        // as `submit_unchecked_with` requires. Dropping a queue closes it.
         unsafe {
             self.core().submit_unchecked_with(
-                &**source,
+                &*pointer,
                 events,
                 user_data,
                 options,
                 // SAFETY: the core calls `accepted` under its context lock,
                 // with the handle of a request of this context.
-                |handle| kept.hold(handle, source.clone()),
+                move |handle| kept.hold(handle, source),
             )
         }
     }
@@ -355,7 +362,7 @@ impl<const N: usize> StdContext<N> {
     ) -> Result<Handle, SubmitError> {
         let ticks = self.inner.core.hooks().ticks(deadline);
         self.submit_kept(
-            &source.as_source(),
+            source.as_source(),
             events,
             user_data,
             RequestOptions::ONE_SHOT.deadline(ticks),
@@ -493,15 +500,18 @@ impl<const N: usize> StdContext<N> {
         // A timeout too far away to represent is no timeout.
         let deadline = timeout.and_then(|timeout| Instant::now().checked_add(timeout));
         let signal = self.inner.core.hooks();
-        let sleeper = signal.sleeper();
+        let bell = signal.bell();
         let mut count = 0;
         // Linux, with an `Fd` made: this thread was rung to take the OS
         // poller, and must take it or pass it on before it returns.
         let mut obliged = false;
         // It collected what the OS poller had, once, before returning empty.
         let mut drove = false;
+        // Registered as a waiter once a reap found too few completions:
+        // from then on every completion moves the bell's epoch.
+        let mut waiting = None;
         loop {
-            let seen = sleeper.epoch();
+            let seen = bell.epoch();
             // Reap until nothing more comes or `max` is reached.
             while count < max {
                 let reaped = reap(max - count);
@@ -526,6 +536,12 @@ impl<const N: usize> StdContext<N> {
                 }
                 break;
             }
+            if waiting.is_none() {
+                // About to wait: register, then look again (with `seen` read
+                // after the registration) before waiting.
+                waiting = Some(bell.register());
+                continue;
+            }
             // Without the context's thread, this thread expires requests
             // (in `reap`): it wakes for the next deadline.
             let wake_at = match self.worker {
@@ -542,10 +558,10 @@ impl<const N: usize> StdContext<N> {
             // With `Fd`s: wait in the OS poller if nobody does, else follow.
             #[cfg(target_os = "linux")]
             if let Some(poller) = crate::fd::existing_driver() {
-                obliged = poller.wait(signal.bell(), seen, wake_at);
+                obliged = poller.wait(bell, seen, wake_at);
                 continue;
             }
-            sleeper.wait(seen, wake_at);
+            bell.wait(seen, wake_at);
         }
         #[cfg(target_os = "linux")]
         if obliged {
@@ -576,24 +592,13 @@ impl<const N: usize> StdContext<N> {
         self.signal().drain_fd();
         let mut total = 0;
         for chunk in out.chunks_mut(RELEASE_BATCH) {
-            // The sources let go of by this chunk, dropped once the core's
-            // lock is released: dropping a source's last handle closes its
-            // queues.
-            let mut released: [Option<SharedSource>; RELEASE_BATCH] =
-                [const { None }; RELEASE_BATCH];
-            let mut next = 0;
-            let kept = &self.inner.kept;
-            let count = self.inner.core.reap_with(chunk, |completion| {
-                // SAFETY: the core calls this under its context lock, with a
-                // completion it reaped from this context.
-                let source = unsafe { kept.release(completion) };
-                // One completion per place: `chunk` has at most as many.
-                if let Some(place) = released.get_mut(next) {
-                    *place = source;
-                    next += 1;
-                }
-            });
-            drop(released);
+            // A small buffer (one completion at a time, say) does not pay
+            // for a whole batch of places.
+            let count = if chunk.len() <= 2 {
+                self.reap_chunk::<2>(chunk)
+            } else {
+                self.reap_chunk::<RELEASE_BATCH>(chunk)
+            };
             total += count;
             if count < chunk.len() {
                 return total;
@@ -605,6 +610,27 @@ impl<const N: usize> StdContext<N> {
             self.signal().signal_fd();
         }
         total
+    }
+
+    /// Reaps into `chunk` (at most `B` long), releasing the sources kept for
+    /// the requests that ended once the core's lock is released: dropping a
+    /// source's last handle closes its queues.
+    fn reap_chunk<const B: usize>(&self, chunk: &mut [Completion]) -> usize {
+        let mut released: [Option<SharedSource>; B] = [const { None }; B];
+        let mut next = 0;
+        let kept = &self.inner.kept;
+        let count = self.inner.core.reap_with(chunk, |completion| {
+            // SAFETY: the core calls this under its context lock, with a
+            // completion it reaped from this context.
+            let source = unsafe { kept.release(completion) };
+            // One completion per place: `chunk` has at most `B`.
+            if let Some(place) = released.get_mut(next) {
+                *place = source;
+                next += 1;
+            }
+        });
+        drop(released);
+        count
     }
 
     /// A file descriptor that is readable while completions wait to be

@@ -71,10 +71,15 @@ fn events_of(mask: u32) -> Events {
 /// must not block) and "tell me when that may have changed" (a wakeup on its
 /// queue). For a file descriptor the kernel answers the first with its own
 /// `->poll()`, which `poll(2)` with a zero timeout calls once and returns:
-/// that is the whole of `Fd`'s `poll`, run at every submit, so its
-/// readiness mask is the kernel's, bit for bit. So a request for data that
-/// is already there completes at its submit: there is no need to read until
-/// `WouldBlock` before submitting again.
+/// that is `Fd`'s `poll`, run at submit, so its readiness mask is the
+/// kernel's, bit for bit. So a request for data that is already there
+/// completes at its submit: there is no need to read until `WouldBlock`
+/// before submitting again. A submit skips the `poll(2)` only when every
+/// event it asks for is known not to be ready: the last edge collected for
+/// the descriptor lacked it, or, for a stream socket, [`read`](Self::read)
+/// or [`write`](Self::write) found the socket drained or full since, with
+/// no edge collected meanwhile. The request then waits for the next edge,
+/// whose readiness epoll reports.
 ///
 /// The second comes from epoll: every `Fd` is registered, edge-triggered and
 /// for every poll event, with one epoll instance for the whole program, for
@@ -110,7 +115,8 @@ fn events_of(mask: u32) -> Events {
 ///
 /// # What an event costs
 ///
-/// Per request: one `poll(2)` at submit. Per readiness change: a share of
+/// Per request: one `poll(2)` at submit, none when the events asked for
+/// are known not ready (see above). Per readiness change: a share of
 /// one `epoll_wait` (up to 64 edges each) on a reaping thread, and one keyed
 /// wakeup (the queue's lock, the context's try-lock, the completion). A
 /// reaper waiting in epoll is woken by the kernel; other reapers of the
@@ -167,6 +173,81 @@ struct FdShared {
     /// `poll(2)` of this descriptor returned: an edge collected by a round
     /// after it is newer than every look a request on the queue took.
     polled_in: AtomicU64,
+    /// What is known of the descriptor's readiness without asking the
+    /// kernel: see [`Known`].
+    known: Known,
+}
+
+/// The events an `Fd` is known *not* to have ready, and the *tick* that
+/// knowledge dates from, in one atomic word (tick in the high 32 bits, the
+/// mask of events known not ready in the low 16), so that a submit can skip
+/// its `poll(2)` when every event it asks for is known not ready.
+///
+/// - Every edge collected from epoll moves the tick on and makes the
+///   knowledge whole: epoll computes an edge's mask from the descriptor's
+///   readiness when it reports it (`ep_item_poll`), so what the mask lacks
+///   was not ready then (or the wakeup's own look, when it takes one: see
+///   `FdShared::edge_key`). It is recorded under the queue's lock, before
+///   the edge's keyed wakeup.
+/// - [`Fd::read`] and [`Fd::write`] of a stream socket add IN or OUT when
+///   the call says the socket was drained or full (`WouldBlock`, or fewer
+///   bytes than asked for), but only if the tick has not moved since before
+///   the call (tokio's readiness tick): an edge collected meanwhile may be
+///   for data that came after, and its knowledge stands.
+///
+/// Nothing else clears a bit, so no edge is lost: a bit is known not ready
+/// only while no edge has been collected since a moment it was not ready,
+/// and any change since then raised an edge that is collected later (epoll
+/// reports each wakeup of the descriptor after the last report). A request
+/// submitted meanwhile is on the queue before the submit reads this word,
+/// and the edge's wakeup records it under the queue's lock, so either the
+/// submit registers after the record and sees the edge's knowledge (and
+/// polls, unless what it asks for was not ready then: any change since
+/// raises a later edge), or the wakeup sees the request and wakes it with
+/// the edge's readiness.
+struct Known {
+    word: AtomicU64,
+}
+
+impl Known {
+    /// Nothing known yet: every submit polls until the first edge.
+    const fn new() -> Known {
+        Known {
+            word: AtomicU64::new(0),
+        }
+    }
+
+    /// The events known not ready now.
+    fn clear(&self) -> Events {
+        Events::from_bits_truncate(self.word.load(Ordering::SeqCst) as u16)
+    }
+
+    /// An edge with readiness `ready` was collected: new tick, and every
+    /// event not in `ready` is known not ready.
+    fn edge(&self, ready: Events) {
+        let known = u64::from((!ready).bits());
+        let _ = self
+            .word
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |word| {
+                Some(((word >> 32).wrapping_add(1) << 32) | known)
+            });
+    }
+
+    /// The word before an I/O call, for [`drained`](Self::drained).
+    fn before(&self) -> u64 {
+        self.word.load(Ordering::SeqCst)
+    }
+
+    /// An I/O call that began at `before` found `events` not ready: record
+    /// it, unless an edge was collected since (the tick moved).
+    fn drained(&self, before: u64, events: Events) {
+        let tick = before >> 32;
+        let _ = self
+            .word
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |word| {
+                (word >> 32 == tick).then_some(word | u64::from(events.bits()))
+            });
+    }
 }
 
 /// Poller rounds so far: each `epoll_wait` takes the next number before it
@@ -198,6 +279,7 @@ impl<T: AsFd> Fd<T> {
             raw: RwLock::new(Some(io.as_fd().as_raw_fd())),
             queue: WaitQueue::new(),
             polled_in: AtomicU64::new(0),
+            known: Known::new(),
         });
         driver()?.register(&io, &shared)?;
         Ok(Fd { shared, io })
@@ -238,6 +320,81 @@ impl<T: AsFd> Fd<T> {
         if let Ok(driver) = driver() {
             driver.catch_up();
         }
+    }
+}
+
+/// Stream sockets, for which a read that returns fewer bytes than asked
+/// for means the receive queue was empty when it returned, and a write that
+/// takes fewer means the send buffer was full: [`Fd::read`] and
+/// [`Fd::write`] record that, so the next request for IN (or OUT) need not
+/// ask the kernel. Sealed: implemented for [`TcpStream`](std::net::TcpStream)
+/// and [`UnixStream`](std::os::unix::net::UnixStream).
+pub trait StreamSocket: AsFd + private::Sealed {}
+
+impl StreamSocket for std::net::TcpStream {}
+impl StreamSocket for std::os::unix::net::UnixStream {}
+
+mod private {
+    /// Keeps [`StreamSocket`](super::StreamSocket) to the types this crate
+    /// knows the read and write semantics of.
+    pub trait Sealed {}
+    impl Sealed for std::net::TcpStream {}
+    impl Sealed for std::os::unix::net::UnixStream {}
+}
+
+impl<T: StreamSocket> Fd<T>
+where
+    for<'a> &'a T: io::Read + io::Write,
+{
+    /// Reads from the socket (non-blocking, as every `Fd`'s descriptor
+    /// should be), like `get_ref().read(buf)`, and remembers when the read
+    /// drained it (`WouldBlock`, or fewer bytes than `buf` holds): then the
+    /// next request for IN waits for the socket's next edge without a
+    /// `poll(2)` at submit, as tokio reads until its readiness is cleared.
+    /// An edge collected while the read ran keeps the next submit asking the
+    /// kernel, so no data that came meanwhile is missed.
+    ///
+    /// A TCP read stops short at an urgent-data mark (`MSG_OOB`) even with
+    /// data behind it: on a connection that receives urgent data, read
+    /// through [`get_ref`](Self::get_ref) instead.
+    ///
+    /// # Errors
+    /// The read's own.
+    pub fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        let before = self.shared.known.before();
+        let result = io::Read::read(&mut &self.io, buf);
+        let drained = match &result {
+            Ok(count) => *count > 0 && *count < buf.len(),
+            Err(error) => error.kind() == io::ErrorKind::WouldBlock,
+        };
+        if drained {
+            self.shared
+                .known
+                .drained(before, Events::IN | Events::RDNORM);
+        }
+        result
+    }
+
+    /// Writes to the socket, like `get_ref().write(buf)`, and remembers
+    /// when the send buffer was full (`WouldBlock`, or fewer bytes taken
+    /// than `buf` holds): the next request for OUT then waits for the
+    /// socket's next edge without a `poll(2)` at submit.
+    ///
+    /// # Errors
+    /// The write's own.
+    pub fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        let before = self.shared.known.before();
+        let result = io::Write::write(&mut &self.io, buf);
+        let full = match &result {
+            Ok(count) => *count < buf.len(),
+            Err(error) => error.kind() == io::ErrorKind::WouldBlock,
+        };
+        if full {
+            self.shared
+                .known
+                .drained(before, Events::OUT | Events::WRNORM);
+        }
+        result
     }
 }
 
@@ -317,6 +474,9 @@ impl FdShared {
             // A look in flight (or the descriptor closing: then `None`).
             None => poll_descriptor((*self.raw.try_read()?)?),
         };
+        // Before the wakeup, under the queue's lock: a submit that
+        // registers after it sees this (see `Known`).
+        self.known.edge(ready);
         (!ready.is_empty()).then_some(ready)
     }
 }
@@ -328,10 +488,18 @@ impl Source<Lock> for FdShared {
         // has stamped its look (`edge_key`).
         let raw = self.raw.read();
         table.wait(&self.queue);
-        let ready = (*raw).map_or(Events::empty(), poll_descriptor);
-        // After the look (the fence orders the system call's reads before
-        // the load): a round that this load does not see began after the
-        // look returned, so the readiness it collects is newer (`ROUNDS`).
+        // A submit (now on the queue) of events all known not ready waits
+        // for their edge without asking the kernel (see `Known`). Re-polls
+        // always ask.
+        let ready = if table.is_registering() && self.known.clear().contains(table.requested()) {
+            Events::empty()
+        } else {
+            (*raw).map_or(Events::empty(), poll_descriptor)
+        };
+        // After the look, whether it asked the kernel or knew (the fence
+        // orders the system call's reads before the load): a round that
+        // this load does not see began after the look returned, so the
+        // readiness it collects is newer (`ROUNDS`).
         core::sync::atomic::fence(Ordering::SeqCst);
         let round = ROUNDS.load(Ordering::SeqCst);
         self.polled_in.fetch_max(round, Ordering::SeqCst);
@@ -618,7 +786,7 @@ impl Driver {
                 bell.set_in_poller(true);
                 // After the flag: a completion from now on ends the wait.
                 if bell.epoch() == seen {
-                    self.drive(timeout_ms(until));
+                    self.drive(timeout_ms(until), Some(bell));
                 }
                 bell.set_in_poller(false);
                 self.release();
@@ -646,7 +814,7 @@ impl Driver {
         if !self.shared.lock().role.try_take() {
             return false;
         }
-        self.drive(0);
+        self.drive(0, None);
         self.release();
         true
     }
@@ -668,7 +836,7 @@ impl Driver {
             }
             if shared.role.try_take() {
                 drop(shared);
-                self.drive(0);
+                self.drive(0, None);
                 self.release();
                 shared = self.shared.lock();
             } else {
@@ -680,22 +848,35 @@ impl Driver {
     /// Holding the role: waits in the poller for up to `timeout` ms (-1:
     /// no timeout) and delivers what it collects, then, while catch-ups
     /// wait, collects again without blocking until they are served.
-    fn drive(&self, timeout: libc::c_int) {
+    ///
+    /// `waiting` is the bell of the reaper that leads, whose `in_poller`
+    /// flag is up: it is lowered as soon as `epoll_wait` returns, before
+    /// the wakeups run, so that the completions those wakeups make on this
+    /// very thread do not write the notification eventfd to end a wait
+    /// that is already over (one `write(2)` per collected edge, and an
+    /// `epoll_wait` that returns at once, in the echo server).
+    fn drive(&self, timeout: libc::c_int, waiting: Option<&Bell>) {
         let mut timeout = timeout;
+        let mut waiting = waiting;
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; BATCH];
-        while self.round(timeout, &mut events) {
+        while self.round(timeout, &mut events, waiting.take()) {
             timeout = 0;
         }
     }
 
     /// One `epoll_wait` and the keyed wakeups of what it collected.
     /// Returns whether catch-ups still wait.
-    fn round(&self, timeout: libc::c_int, events: &mut [libc::epoll_event; BATCH]) -> bool {
+    fn round(
+        &self,
+        timeout: libc::c_int,
+        events: &mut [libc::epoll_event; BATCH],
+        waiting: Option<&Bell>,
+    ) -> bool {
         // Read before collecting edges: every catch-up counted here was made
         // after the edges it waits for were raised, so this round collects
         // them (or an earlier one did).
         let covered = self.shared.lock().requested;
-        let Some(collected) = self.collect(timeout, events) else {
+        let Some(collected) = self.collect(timeout, events, waiting) else {
             // Nothing will be delivered any more: reapers sleep on their
             // bells, catch-ups return.
             self.failed.store(true, Ordering::SeqCst);
@@ -716,11 +897,13 @@ impl Driver {
     }
 
     /// Holding the role: one `epoll_wait` of up to `timeout` ms (-1: no
-    /// timeout). `None` if the poller failed for good.
+    /// timeout), then lowers the `in_poller` flag of `waiting` (see
+    /// [`drive`](Self::drive)). `None` if the poller failed for good.
     fn collect<'e>(
         &self,
         timeout: libc::c_int,
         events: &'e mut [libc::epoll_event; BATCH],
+        waiting: Option<&Bell>,
     ) -> Option<Collected<'e>> {
         // Before collecting (the fence orders it before `epoll_wait`'s
         // reads): a look that returned before this is older than what the
@@ -737,6 +920,11 @@ impl Driver {
                 timeout,
             )
         };
+        // The wait is over: a completion of the leader's context from now
+        // on moves its epoch, which the leader reads before it waits again.
+        if let Some(bell) = waiting {
+            bell.set_in_poller(false);
+        }
         if count < 0 && io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
             return None;
         }
@@ -801,7 +989,7 @@ impl Driver {
                 Look::Park => std::thread::park(),
                 Look::Watch => std::thread::park_timeout(TICK),
                 Look::Drive => loop {
-                    self.drive(-1);
+                    self.drive(-1, None);
                     let mut shared = self.shared.lock();
                     let urgent = shared.urgent();
                     if let Some(hand_off) = shared.role.thread_round(&mut last, urgent) {
@@ -833,7 +1021,7 @@ impl Driver {
 
 // Real descriptors and epoll: not under Miri.
 #[cfg(all(test, not(miri)))]
-mod tests {
+mod descriptors {
     use std::io::{Read, Write};
     use std::os::unix::net::UnixStream;
 
@@ -870,7 +1058,7 @@ mod tests {
         hold_the_role(driver);
         peer.write_all(b"x").unwrap();
         let mut events = [libc::epoll_event { events: 0, u64: 0 }; BATCH];
-        let collected = driver.collect(0, &mut events).unwrap();
+        let collected = driver.collect(0, &mut events, None).unwrap();
         assert!(
             collected
                 .edges
@@ -892,5 +1080,55 @@ mod tests {
         );
         assert_eq!(context.reap(&mut out), 1);
         assert_eq!((out[0].user_data, out[0].outcome), (2, Outcome::Cancelled));
+    }
+}
+
+// The `Known` word alone: also under Miri.
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nothing_is_known_before_the_first_edge() {
+        let known = Known::new();
+        assert_eq!(known.clear(), Events::empty());
+        // A drain alone says nothing of ERR and HUP: a submit still polls.
+        known.drained(known.before(), Events::IN | Events::RDNORM);
+        assert!(!known
+            .clear()
+            .contains(Events::IN | Events::ERR | Events::HUP));
+    }
+
+    #[test]
+    fn an_edge_tells_everything_it_lacks_and_a_drain_adds_to_it() {
+        let known = Known::new();
+        known.edge(Events::IN | Events::RDNORM | Events::OUT | Events::WRNORM);
+        assert_eq!(
+            known.clear(),
+            Events::all() & !(Events::IN | Events::RDNORM | Events::OUT | Events::WRNORM)
+        );
+        let before = known.before();
+        known.drained(before, Events::IN | Events::RDNORM);
+        assert!(known
+            .clear()
+            .contains(Events::IN | Events::ERR | Events::HUP));
+        assert!(!known.clear().contains(Events::OUT));
+    }
+
+    #[test]
+    fn a_drain_that_an_edge_overtook_is_forgotten() {
+        let known = Known::new();
+        known.edge(Events::OUT);
+        // A read begins; data comes and its edge is collected before the
+        // read records that it drained the socket: the data may have come
+        // after the read, so IN must not be marked not ready.
+        let before = known.before();
+        known.edge(Events::IN | Events::OUT);
+        known.drained(before, Events::IN);
+        assert!(!known.clear().contains(Events::IN));
+        // A later read that sees no edge meanwhile records its drain.
+        let before = known.before();
+        known.drained(before, Events::IN);
+        assert!(known.clear().contains(Events::IN));
     }
 }

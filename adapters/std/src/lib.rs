@@ -44,7 +44,8 @@
 //!   [`StdRequest::deadline`]) and expires the requests whose deadline
 //!   passed.
 //!
-//! Every source's `poll` runs at submit (for an [`Fd`], one `poll(2)`), so a
+//! Every source's `poll` runs at submit (for an [`Fd`], one `poll(2)`,
+//! skipped when the events asked for are known not ready: see [`Fd`]), so a
 //! request for readiness that is already there completes at once. A reaper
 //! in [`get_events`](StdContext::get_events) waits in the OS poller if
 //! [`Fd`]s exist and no other reaper does; otherwise it watches for
@@ -66,6 +67,7 @@ mod fd;
 #[cfg(target_os = "linux")]
 mod handoff;
 mod kept;
+mod lock;
 mod pipe;
 mod request;
 mod signal;
@@ -75,7 +77,8 @@ pub use context::{AsSource, SharedSource, StdContext, Submission};
 pub use counter::EventCounter;
 pub use error::{GetEventsError, SourceError};
 #[cfg(target_os = "linux")]
-pub use fd::Fd;
+pub use fd::{Fd, StreamSocket};
+pub use lock::Lock;
 pub use pipe::{pipe, pipe_with_capacity, PipeReader, PipeWriter, PIPE_BUF, PIPE_CAPACITY};
 pub use request::StdRequest;
 pub use timer::Timer;
@@ -85,11 +88,6 @@ pub use aiopoll::{
     BatchRefused, CancelError, Completion, Events, Handle, InProgress, Outcome, Stats, SubmitError,
     UpdateError, Updated,
 };
-
-/// The lock of every std context and wait queue: `parking_lot`'s raw mutex,
-/// which spins a few times and then parks the thread, so a thread waiting
-/// for a lock never burns a core while the holder is descheduled.
-pub type Lock = parking_lot::RawMutex;
 
 /// The [`aiopoll::Locks`] of a [`StdContext`]: [`Lock`] for the context and
 /// for its wait queues.

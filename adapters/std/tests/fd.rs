@@ -377,3 +377,138 @@ fn an_awaited_request_on_an_fd_completes_while_no_reaper_waits() {
         socket.get_ref().read_exact(&mut byte).unwrap();
     }
 }
+
+#[test]
+fn a_drained_socket_waits_for_its_next_edge_and_gets_it() {
+    let context = StdContext::<4>::new();
+    let (ours, mut peer) = UnixStream::pair().unwrap();
+    ours.set_nonblocking(true).unwrap();
+    let socket = Fd::new(ours).unwrap();
+    peer.write_all(b"abc").unwrap();
+    socket.catch_up();
+    context.submit(&socket, Events::IN, 1).unwrap();
+    assert_eq!(
+        pairs(&context.get_events(1, 4, None).unwrap()),
+        [(1, Outcome::Ready(Events::IN))]
+    );
+    // A short read: the socket is drained, and its `Fd` knows it.
+    let mut buf = [0; 64];
+    assert_eq!(socket.read(&mut buf).unwrap(), 3);
+    context.submit(&socket, Events::IN, 2).unwrap();
+    socket.catch_up();
+    let mut none = [Completion::EMPTY; 4];
+    assert_eq!(context.reap(&mut none), 0, "nothing to read yet");
+    // The next byte's edge completes it.
+    peer.write_all(b"d").unwrap();
+    assert_eq!(
+        pairs(&context.get_events(1, 4, None).unwrap()),
+        [(2, Outcome::Ready(Events::IN))]
+    );
+    assert_eq!(socket.read(&mut buf).unwrap(), 1);
+    assert_eq!(&buf[..1], b"d");
+    // A write that finds the send buffer full: the next request for OUT
+    // waits for room, which the peer's reads make.
+    let chunk = [7u8; 4096];
+    let mut sent = 0;
+    let mut full = false;
+    for _ in 0..100_000 {
+        match socket.write(&chunk) {
+            Ok(count) if count == chunk.len() => sent += count,
+            Ok(count) => {
+                sent += count;
+                full = true;
+                break;
+            }
+            Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
+                full = true;
+                break;
+            }
+            Err(error) => panic!("write: {error}"),
+        }
+    }
+    assert!(full, "a socket's send buffer is finite");
+    context.submit(&socket, Events::OUT, 3).unwrap();
+    socket.catch_up();
+    assert_eq!(context.reap(&mut none), 0, "no room yet");
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            let mut sink = vec![0; sent];
+            peer.read_exact(&mut sink).unwrap();
+        });
+        assert_eq!(
+            pairs(&context.get_events(1, 4, None).unwrap()),
+            [(3, Outcome::Ready(Events::OUT))]
+        );
+    });
+}
+
+#[test]
+fn reads_that_drain_never_lose_an_edge_to_a_racing_writer() {
+    // The writer sends bursts of single bytes and waits for each burst to
+    // be read back, so the last byte of a burst has no later byte behind
+    // it: if its edge were lost, the reader would wait for ever. The reader
+    // submits, reaps and reads in small pieces, each short read marking the
+    // socket drained, while a thread of another context waits in the OS
+    // poller and collects every edge the moment it is raised, so edges land
+    // between the reads and their marks. Each completion has data behind it
+    // (one reader), so the rounds are bounded by the bytes.
+    const BURSTS: usize = 2_000;
+    const BURST: usize = 3;
+    let context = StdContext::<4>::new();
+    let collector = StdContext::<2>::new();
+    let release = aiopoll_std::EventCounter::new();
+    collector.submit(&release, Events::IN, 0).unwrap();
+    let (ours, mut peer) = UnixStream::pair().unwrap();
+    ours.set_nonblocking(true).unwrap();
+    let socket = Fd::new(ours).unwrap();
+    let (ack, acked) = std::sync::mpsc::channel::<()>();
+    /// Lets the collector go however the reader ends, so that a failed
+    /// assertion is reported instead of waiting for it for ever.
+    struct Release<'a>(&'a aiopoll_std::EventCounter);
+    impl Drop for Release<'_> {
+        fn drop(&mut self) {
+            let _ = self.0.write(1);
+        }
+    }
+    std::thread::scope(|scope| {
+        let _release = Release(&release);
+        // Owned by this closure: the writer's wait ends with it too.
+        let ack = ack;
+        scope.spawn(|| collector.get_events(1, 2, None).unwrap());
+        scope.spawn(move || {
+            for burst in 0..BURSTS {
+                for i in 0..BURST {
+                    peer.write_all(&[((burst * BURST + i) % 251) as u8])
+                        .unwrap();
+                }
+                acked.recv().unwrap();
+            }
+        });
+        let mut received = Vec::with_capacity(BURSTS * BURST);
+        let mut buf = [0; 2];
+        for _ in 0..BURSTS * BURST {
+            context.submit(&socket, Events::IN, 1).unwrap();
+            let done = context.get_events(1, 4, None).unwrap();
+            assert_eq!(done.len(), 1);
+            assert!(
+                matches!(done[0].outcome, Outcome::Ready(events) if events.contains(Events::IN))
+            );
+            let count = socket.read(&mut buf).unwrap();
+            assert!(count > 0, "a completion for IN has data behind it");
+            let before = received.len() / BURST;
+            received.extend_from_slice(&buf[..count]);
+            if received.len() / BURST > before {
+                // A whole burst: the writer may send the next.
+                let _ = ack.send(());
+            }
+            if received.len() == BURSTS * BURST {
+                break;
+            }
+        }
+        assert_eq!(received.len(), BURSTS * BURST);
+        assert!(received
+            .iter()
+            .enumerate()
+            .all(|(i, byte)| *byte == (i % 251) as u8));
+    });
+}

@@ -23,9 +23,9 @@ use std::hint::black_box;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use criterion::{Bencher, Criterion, Throughput};
+use criterion::{Bencher, Criterion, SamplingMode, Throughput};
 
-use cases::{Runner, CASES};
+use cases::{Kind, Runner, CASES};
 
 /// Runs each iteration under criterion's timer.
 struct Timed<'b, 'c> {
@@ -102,6 +102,31 @@ fn criterion_main() {
     groups.dedup();
     for name in groups {
         let mut group = criterion.benchmark_group(name);
+        if CASES
+            .iter()
+            .any(|case| case.group == name && matches!(case.kind, Kind::Threads))
+        {
+            // More threads than cores (and other programs on the machine):
+            // a sample during which the measured thread was descheduled
+            // reads as long as the time slice it lost. Criterion's default
+            // samples grow to tens of milliseconds, so that most of them
+            // contained a lost slice and the median swung with the
+            // machine's load (0.1 to 2.9 us for one case). A thousand
+            // samples of equal length, about a millisecond each (one second
+            // of measurement, whatever the command line says), leave the
+            // median to the samples in which every thread ran, as long as
+            // most of them did: 3 ms samples swung more, and a case whose
+            // threads outnumber the cores still swings in runs where the
+            // scheduler hands out slices of about a millisecond. (Fewer
+            // bootstrap resamples than the default 100,000: the median is
+            // the figure read, and a thousand samples would otherwise take
+            // longer to analyse than to measure.)
+            group
+                .sample_size(1000)
+                .sampling_mode(SamplingMode::Flat)
+                .measurement_time(Duration::from_secs(1))
+                .nresamples(10_000);
+        }
         for case in CASES.iter().filter(|case| case.group == name) {
             if let Err(reason) = case.available() {
                 println!("{name}/{}: unavailable here: {reason}", case.peer);

@@ -48,11 +48,17 @@ enum Reaper {
     },
     /// Leads: in `epoll_wait`.
     Epoll,
+    /// Leads: `epoll_wait` returned; lowers `in_poller` before the wakeups
+    /// (its own completions need not end a wait that is over).
+    Collected {
+        edges: Vec<usize>,
+    },
     /// Leads: runs the keyed wakeups of what it collected.
     Wake {
         edges: Vec<usize>,
     },
-    /// Leads: lowers `in_poller`.
+    /// Leads: lowers `in_poller` (again, after the wakeups, as `wait`
+    /// does; or without having waited).
     ClearFlag,
     /// Leads: releases the role.
     Release,
@@ -284,9 +290,13 @@ impl State {
                     Reaper::ClearFlag
                 }
             }
-            Reaper::Epoll => Reaper::Wake {
+            Reaper::Epoll => Reaper::Collected {
                 edges: s.collect()?,
             },
+            Reaper::Collected { edges } => {
+                s.in_poller[context] = false;
+                Reaper::Wake { edges }
+            }
             Reaper::Wake { mut edges } => match edges.pop() {
                 Some(edge) => {
                     s.wake(edge);
