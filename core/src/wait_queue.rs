@@ -94,13 +94,23 @@ impl WakeBatch {
     /// Keeps `waker` to be called later. The caller has checked
     /// [`has_room`](Self::has_room); a waker that does not fit is dropped,
     /// never called under a lock.
+    #[inline]
     pub(crate) fn push(&mut self, waker: Waker) {
         let pushed = self.wakers.push(waker);
         debug_assert!(pushed.is_ok(), "a full wake batch was pushed to");
     }
 
     /// Drops the wakers without calling them (their task is going away).
+    #[inline]
     pub(crate) fn forget(&mut self) {
+        // Usually empty: one check, and the drops out of line.
+        if !self.wakers.is_empty() {
+            self.forget_held();
+        }
+    }
+
+    #[cold]
+    fn forget_held(&mut self) {
         self.wakers.clear();
     }
 
@@ -301,6 +311,7 @@ impl List {
     /// # Safety
     /// The caller holds the lock of the queue this list belongs to, and
     /// `entry` is linked on this list.
+    #[inline]
     pub(crate) unsafe fn remove(&mut self, entry: *const WaitEntry) {
         // SAFETY: `entry` is linked here and we hold the lock that protects
         // its node and its neighbours' nodes.

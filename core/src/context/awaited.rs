@@ -174,6 +174,9 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         let slot = usize::from(slot);
         // Before the guard; forgotten (dropped unwoken) after the unlock.
         let mut batch = WakeBatch::new();
+        // This future's own task waker, which T9 takes out of the slot:
+        // dropped unwoken after the unlock, without a trip through `batch`.
+        let mut own = None;
         let freed = {
             let locked = Locked::lock(&self.lock);
             let phase = self.with_state(&locked, |state| {
@@ -187,9 +190,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                             // T9 cancel.
                             transition!("T9 cancel", slot);
                             state.stats.cancelled = state.stats.cancelled.wrapping_add(1);
-                            if let Some(waker) = self.complete(state, slot, Outcome::Cancelled) {
-                                batch.push(waker);
-                            }
+                            own = self.complete(state, slot, Outcome::Cancelled);
                         });
                     }
                     self.take_outcome(&locked, slot);
@@ -202,6 +203,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                 _ => 0,
             }
         };
+        drop(own);
         batch.forget();
         self.wake_slot_waiters(freed);
     }
