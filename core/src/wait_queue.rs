@@ -117,10 +117,14 @@ impl WakeBatch {
     /// Calls every waker held, emptying the batch.
     #[inline]
     pub(crate) fn wake_all(&mut self) {
-        // Most batches stay empty (queued requests have no waker): one
-        // check, and the loop out of line.
-        if !self.wakers.is_empty() {
-            self.wake_held();
+        // Most batches stay empty (queued requests have no waker), and
+        // most others hold one awaited task: one check for the first, the
+        // one waker called here, and the loop for more out of line.
+        if let Some(waker) = self.wakers.pop() {
+            if !self.wakers.is_empty() {
+                self.wake_held();
+            }
+            waker.wake();
         }
     }
 
