@@ -130,6 +130,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
     /// Checks on a pending awaited request: `Ready` with its outcome (taken,
     /// T13, the slot free again), or `Pending` with `waker` as the task to
     /// wake.
+    #[inline]
     pub(crate) fn poll_awaited(&self, slot: u16, generation: u32, waker: &Waker) -> Poll<Outcome> {
         let slot = usize::from(slot);
         let mut stale = None;
