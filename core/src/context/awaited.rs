@@ -68,7 +68,8 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                     user_data: 0,
                     delivery: Delivery::Awaited,
                     multishot: false,
-                    deadline: (deadline != NO_DEADLINE).then_some(deadline),
+                    // `Request::deadline` keeps it below NO_DEADLINE.
+                    deadline,
                 },
                 &mut task,
             );
