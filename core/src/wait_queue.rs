@@ -28,6 +28,7 @@
 //! [`PollTable::wait`]: crate::PollTable::wait
 
 use core::marker::PhantomPinned;
+use core::mem::ManuallyDrop;
 use core::ptr;
 use core::task::Waker;
 
@@ -75,13 +76,16 @@ const WAKE_BATCH: usize = 4;
 /// reverse order, so the guard is released first and the batch's `Drop`
 /// then calls what it holds (also when a source's `poll` unwinds).
 pub(crate) struct WakeBatch {
-    wakers: heapless::Vec<Waker, WAKE_BATCH>,
+    /// Emptied by the batch's `Drop` (which calls them), so the vector's
+    /// own drop, a loop over nothing, is never run. (A waker that panics
+    /// in that `Drop` leaks the ones not called yet; it drops none unsafely.)
+    wakers: ManuallyDrop<heapless::Vec<Waker, WAKE_BATCH>>,
 }
 
 impl WakeBatch {
     pub(crate) const fn new() -> Self {
         WakeBatch {
-            wakers: heapless::Vec::new(),
+            wakers: ManuallyDrop::new(heapless::Vec::new()),
         }
     }
 
