@@ -40,6 +40,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
     /// `waiter` is pinned in a future that gives it up (through
     /// [`abandon_slot_wait`](Self::abandon_slot_wait)) before it goes, and
     /// is linked on no other context's list.
+    #[inline]
     pub(crate) unsafe fn submit_awaited(
         self: Pin<&Self>,
         source: &dyn Source<L::Queue>,
