@@ -239,15 +239,26 @@ impl<const N: usize, L: Locks, const W: usize, H: Notify> Future for Request<'_,
 }
 
 impl<const N: usize, L: Locks, const W: usize, H: Notify> Drop for Request<'_, '_, N, L, W, H> {
+    /// Inline, so that dropping a resolved (or never polled) future, the
+    /// usual end of an await, costs a check and no call.
+    #[inline]
     fn drop(&mut self) {
         match self.state {
             RequestState::Submitted { slot, generation } => {
                 self.context.cancel_awaited(slot, generation);
             }
-            // SAFETY: `waiter` is linked on this context's list or on none.
-            RequestState::WaitingForSlot => unsafe { self.context.abandon_slot_wait(&self.waiter) },
+            RequestState::WaitingForSlot => self.abandon_slot_wait(),
             RequestState::Unsubmitted | RequestState::Resolved => {}
         }
+    }
+}
+
+impl<const N: usize, L: Locks, const W: usize, H: Notify> Request<'_, '_, N, L, W, H> {
+    /// `Drop` of a future that waits for a slot.
+    #[inline(never)]
+    fn abandon_slot_wait(&mut self) {
+        // SAFETY: `waiter` is linked on this context's list or on none.
+        unsafe { self.context.abandon_slot_wait(&self.waiter) }
     }
 }
 

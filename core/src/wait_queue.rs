@@ -28,6 +28,7 @@
 //! [`PollTable::wait`]: crate::PollTable::wait
 
 use core::marker::PhantomPinned;
+use core::mem::ManuallyDrop;
 use core::ptr;
 use core::task::Waker;
 
@@ -75,13 +76,16 @@ const WAKE_BATCH: usize = 4;
 /// reverse order, so the guard is released first and the batch's `Drop`
 /// then calls what it holds (also when a source's `poll` unwinds).
 pub(crate) struct WakeBatch {
-    wakers: heapless::Vec<Waker, WAKE_BATCH>,
+    /// Emptied by the batch's `Drop` (which calls them), so the vector's
+    /// own drop, a loop over nothing, is never run. (A waker that panics
+    /// in that `Drop` leaks the ones not called yet; it drops none unsafely.)
+    wakers: ManuallyDrop<heapless::Vec<Waker, WAKE_BATCH>>,
 }
 
 impl WakeBatch {
     pub(crate) const fn new() -> Self {
         WakeBatch {
-            wakers: heapless::Vec::new(),
+            wakers: ManuallyDrop::new(heapless::Vec::new()),
         }
     }
 
@@ -94,23 +98,37 @@ impl WakeBatch {
     /// Keeps `waker` to be called later. The caller has checked
     /// [`has_room`](Self::has_room); a waker that does not fit is dropped,
     /// never called under a lock.
+    #[inline]
     pub(crate) fn push(&mut self, waker: Waker) {
         let pushed = self.wakers.push(waker);
         debug_assert!(pushed.is_ok(), "a full wake batch was pushed to");
     }
 
     /// Drops the wakers without calling them (their task is going away).
+    #[inline]
     pub(crate) fn forget(&mut self) {
+        // Usually empty: one check, and the drops out of line.
+        if !self.wakers.is_empty() {
+            self.forget_held();
+        }
+    }
+
+    #[cold]
+    fn forget_held(&mut self) {
         self.wakers.clear();
     }
 
     /// Calls every waker held, emptying the batch.
     #[inline]
     pub(crate) fn wake_all(&mut self) {
-        // Most batches stay empty (queued requests have no waker): one
-        // check, and the loop out of line.
-        if !self.wakers.is_empty() {
-            self.wake_held();
+        // Most batches stay empty (queued requests have no waker), and
+        // most others hold one awaited task: one check for the first, the
+        // one waker called here, and the loop for more out of line.
+        if let Some(waker) = self.wakers.pop() {
+            if !self.wakers.is_empty() {
+                self.wake_held();
+            }
+            waker.wake();
         }
     }
 
@@ -301,6 +319,7 @@ impl List {
     /// # Safety
     /// The caller holds the lock of the queue this list belongs to, and
     /// `entry` is linked on this list.
+    #[inline]
     pub(crate) unsafe fn remove(&mut self, entry: *const WaitEntry) {
         // SAFETY: `entry` is linked here and we hold the lock that protects
         // its node and its neighbours' nodes.

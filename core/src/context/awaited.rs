@@ -40,6 +40,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
     /// `waiter` is pinned in a future that gives it up (through
     /// [`abandon_slot_wait`](Self::abandon_slot_wait)) before it goes, and
     /// is linked on no other context's list.
+    #[inline]
     pub(crate) unsafe fn submit_awaited(
         self: Pin<&Self>,
         source: &dyn Source<L::Queue>,
@@ -68,7 +69,8 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                     user_data: 0,
                     delivery: Delivery::Awaited,
                     multishot: false,
-                    deadline: (deadline != NO_DEADLINE).then_some(deadline),
+                    // `Request::deadline` keeps it below NO_DEADLINE.
+                    deadline,
                 },
                 &mut task,
             );
@@ -130,6 +132,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
     /// Checks on a pending awaited request: `Ready` with its outcome (taken,
     /// T13, the slot free again), or `Pending` with `waker` as the task to
     /// wake.
+    #[inline]
     pub(crate) fn poll_awaited(&self, slot: u16, generation: u32, waker: &Waker) -> Poll<Outcome> {
         let slot = usize::from(slot);
         let mut stale = None;
@@ -174,6 +177,9 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         let slot = usize::from(slot);
         // Before the guard; forgotten (dropped unwoken) after the unlock.
         let mut batch = WakeBatch::new();
+        // This future's own task waker, which T9 takes out of the slot:
+        // dropped unwoken after the unlock, without a trip through `batch`.
+        let mut own = None;
         let freed = {
             let locked = Locked::lock(&self.lock);
             let phase = self.with_state(&locked, |state| {
@@ -187,9 +193,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                             // T9 cancel.
                             transition!("T9 cancel", slot);
                             state.stats.cancelled = state.stats.cancelled.wrapping_add(1);
-                            if let Some(waker) = self.complete(state, slot, Outcome::Cancelled) {
-                                batch.push(waker);
-                            }
+                            own = self.complete(state, slot, Outcome::Cancelled);
                         });
                     }
                     self.take_outcome(&locked, slot);
@@ -202,6 +206,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                 _ => 0,
             }
         };
+        drop(own);
         batch.forget();
         self.wake_slot_waiters(freed);
     }

@@ -96,7 +96,9 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                 user_data,
                 delivery: Delivery::Queue,
                 multishot: options.multishot,
-                deadline: options.deadline,
+                deadline: options
+                    .deadline
+                    .map_or(NO_DEADLINE, |at| at.min(NO_DEADLINE - 1)),
             },
             &mut None,
         )?;
@@ -162,16 +164,13 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         waker: &mut Option<Waker>,
     ) -> Result<Submitted, SubmitError> {
         let this = self;
-        let deadline = request
-            .deadline
-            .map_or(NO_DEADLINE, |at| at.min(NO_DEADLINE - 1));
         let NewRequest {
             source,
             events,
             user_data,
             delivery,
             multishot,
-            deadline: _,
+            deadline,
         } = request;
         // T1 submit: Free → Polling.
         let slot = this
@@ -570,8 +569,9 @@ pub(super) struct NewRequest<'s, Q: lock_api::RawMutex> {
     pub(super) user_data: u64,
     pub(super) delivery: Delivery,
     pub(super) multishot: bool,
-    /// In the adapter's ticks; `None`: no deadline.
-    pub(super) deadline: Option<u64>,
+    /// In the adapter's ticks, below [`NO_DEADLINE`]; [`NO_DEADLINE`]:
+    /// none.
+    pub(super) deadline: u64,
 }
 
 /// What [`Context::submit_locked`] accepted.

@@ -40,7 +40,13 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         let base = self.entries.as_ptr() as *const WaitEntry;
         // Addresses only: both are in `entries` (the caller's contract), so
         // the difference is a whole number of entries.
-        (entry.addr() - base.addr()) / (core::mem::size_of::<WaitEntry>() * W)
+        let slot = (entry.addr() - base.addr()) / (core::mem::size_of::<WaitEntry>() * W);
+        // SAFETY: `entry` is in `entries` (the caller's contract), `N`
+        // slots of `W` entries each, so its slot is below `N`. Told to the
+        // compiler, the wake function's indexing by slot has no bounds
+        // check, and so no panic on the interrupt path.
+        unsafe { core::hint::assert_unchecked(slot < N) };
+        slot
     }
 
     /// The wake function of this context type (see [`WaitQueue`]'s module
