@@ -479,6 +479,84 @@ fn a_waker_that_reenters_aiopoll_never_runs_under_its_locks() {
 }
 
 #[test]
+fn a_waker_whose_clone_reenters_aiopoll_is_cloned_outside_its_locks() {
+    use std::task::{RawWaker, RawWakerVTable};
+    use support::ReentryCheckLock;
+    type Checked = (ReentryCheckLock, ReentryCheckLock);
+    type CheckedContext = Context<'static, 2, Checked, 2>;
+
+    /// What the waker's data points to: the context its clone calls into,
+    /// and how many clones and wakes it saw.
+    struct Probe {
+        context: Pin<&'static CheckedContext>,
+        clones: AtomicUsize,
+        wakes: AtomicUsize,
+    }
+    fn probe(data: *const ()) -> &'static Probe {
+        // SAFETY: every waker of this vtable is made from a leaked
+        // `&'static Probe` below.
+        unsafe { &*data.cast::<Probe>() }
+    }
+    const VTABLE: RawWakerVTable = RawWakerVTable::new(
+        |data| {
+            let probe = probe(data);
+            // A clone that takes the context's lock, as a careless
+            // executor's clone might (it would deadlock under it).
+            let _ = probe.context.in_use();
+            probe.clones.fetch_add(1, Ordering::SeqCst);
+            RawWaker::new(data, &VTABLE)
+        },
+        |data| {
+            probe(data).wakes.fetch_add(1, Ordering::SeqCst);
+        },
+        |data| {
+            probe(data).wakes.fetch_add(1, Ordering::SeqCst);
+        },
+        |_| {},
+    );
+    fn waker(probe: &'static Probe) -> Waker {
+        // SAFETY: the vtable's functions treat the data as the `'static`
+        // probe it is, and every clone shares it.
+        unsafe { Waker::from_raw(RawWaker::new((probe as *const Probe).cast(), &VTABLE)) }
+    }
+
+    let device: &'static Device<ReentryCheckLock> = Box::leak(Box::new(Device::new(1)));
+    let context: &'static CheckedContext = Box::leak(Box::new(CheckedContext::new()));
+    let context = Pin::static_ref(context);
+    let probes: &'static [Probe; 2] = Box::leak(Box::new([0, 1].map(|_| Probe {
+        context,
+        clones: AtomicUsize::new(0),
+        wakes: AtomicUsize::new(0),
+    })));
+    for kept in [
+        device as *const _ as *const u8,
+        context.get_ref() as *const _ as *const u8,
+        probes as *const _ as *const u8,
+    ] {
+        KEPT.lock().unwrap().push(Kept(kept));
+    }
+    let (first, second) = (waker(&probes[0]), waker(&probes[1]));
+    let mut request = pin!(context.request(device, Events::IN));
+    // The submit clones the first task's waker; the next poll, from another
+    // task, clones the second's: neither under a lock.
+    let poll = |request: Pin<&mut _>, waker: &Waker| -> Poll<Result<Outcome, SubmitError>> {
+        Future::poll(request, &mut TaskContext::from_waker(waker))
+    };
+    assert!(poll(request.as_mut(), &first).is_pending());
+    assert!(poll(request.as_mut(), &second).is_pending());
+    assert_eq!(probes[0].clones.load(Ordering::SeqCst), 1);
+    assert_eq!(probes[1].clones.load(Ordering::SeqCst), 1);
+    // The second task is the one woken, and its request resolves.
+    device.raise(Events::IN);
+    assert_eq!(probes[0].wakes.load(Ordering::SeqCst), 0);
+    assert_eq!(probes[1].wakes.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        poll(request.as_mut(), &second),
+        Poll::Ready(Ok(Outcome::Ready(Events::IN)))
+    );
+}
+
+#[test]
 fn an_awaited_request_with_a_deadline_times_out_and_wakes_its_task() {
     let device = Device::new(1);
     let context = pin!(Context::<'_, 2>::new());

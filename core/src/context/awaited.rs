@@ -132,37 +132,57 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
     /// Checks on a pending awaited request: `Ready` with its outcome (taken,
     /// T13, the slot free again), or `Pending` with `waker` as the task to
     /// wake.
+    ///
+    /// A task waker that changed is cloned with the lock released (a clone
+    /// may run any code, even code that calls back into this context), then
+    /// stored under the lock in a second pass, which finds the request
+    /// completed meanwhile or still waiting.
     #[inline]
     pub(crate) fn poll_awaited(&self, slot: u16, generation: u32, waker: &Waker) -> Poll<Outcome> {
         let slot = usize::from(slot);
+        // Declared before every guard: a clone that was not used, and the
+        // waker it replaced, drop after the lock is released.
+        let mut fresh: Option<Waker> = None;
         let mut stale = None;
-        let result = {
-            let locked = Locked::lock(&self.lock);
-            let phase = self.with_state(&locked, |state| {
-                let record = &mut state.slots[slot];
-                // The future owns the slot until it takes the outcome, so
-                // the generation cannot have moved on.
-                debug_assert_eq!(record.generation, generation);
-                if record.generation != generation {
-                    return None;
-                }
-                if record.phase == Phase::Armed {
-                    if let Some(slot_waker) = record.waker() {
-                        if !slot_waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
-                            stale = slot_waker.replace(waker.clone());
+        let result = loop {
+            let mut needs_clone = false;
+            let result = {
+                let locked = Locked::lock(&self.lock);
+                let phase = self.with_state(&locked, |state| {
+                    let record = &mut state.slots[slot];
+                    // The future owns the slot until it takes the outcome,
+                    // so the generation cannot have moved on.
+                    debug_assert_eq!(record.generation, generation);
+                    if record.generation != generation {
+                        return None;
+                    }
+                    if record.phase == Phase::Armed {
+                        if let Some(slot_waker) = record.waker() {
+                            if !slot_waker.as_ref().is_some_and(|w| w.will_wake(waker)) {
+                                match fresh.take() {
+                                    Some(clone) => stale = slot_waker.replace(clone),
+                                    None => needs_clone = true,
+                                }
+                            }
                         }
                     }
+                    Some(record.phase)
+                });
+                match phase {
+                    Some(Phase::Completed) => Poll::Ready(self.take_outcome(&locked, slot)),
+                    Some(_) => Poll::Pending,
+                    // Unreachable by the above; a definite answer all the same.
+                    None => Poll::Ready(Outcome::Cancelled),
                 }
-                Some(record.phase)
-            });
-            match phase {
-                Some(Phase::Completed) => Poll::Ready(self.take_outcome(&locked, slot)),
-                Some(_) => Poll::Pending,
-                // Unreachable by the above; a definite answer all the same.
-                None => Poll::Ready(Outcome::Cancelled),
+            };
+            if !needs_clone {
+                break result;
             }
+            // Outside the lock; the second pass stores it.
+            fresh = Some(waker.clone());
         };
         drop(stale);
+        drop(fresh);
         if result.is_ready() {
             self.wake_slot_waiters(1);
         }
