@@ -129,8 +129,10 @@ fn events_of(mask: u32) -> Events {
 /// A request completes when its descriptor's edge is collected and woken
 /// with the readiness epoll reported: inline, as soon as a reaper waits or
 /// the poller thread looks (see above). Readiness that comes and goes (data
-/// written, then read back) completes a request if the edge was collected
-/// before it went.
+/// written, then read back) completes a request that was waiting if the
+/// edge was collected before it went (unless a request registered or
+/// looked at the descriptor between the collection and the wakeup: then
+/// the wakeup looks afresh, below, and finds it gone).
 ///
 /// The wakeup carries the descriptor's whole readiness, not the kernel's
 /// wakeup key (which names only what changed): after a write to an eventfd,
@@ -148,11 +150,11 @@ fn events_of(mask: u32) -> Events {
 /// - a read right after a write can consume the data before the edge is
 ///   collected, and the request then waits for the next change.
 ///
-/// A request never completes with readiness it could not have seen: an
-/// edge collected before a request looked for itself (its submit's
-/// `poll(2)`) wakes with what is ready when the wakeup runs, not with what
-/// the edge reported, so data that a reader consumed before the request was
-/// submitted does not complete it.
+/// A request never completes with readiness it could not have seen: when a
+/// request may have registered after an edge was collected, the edge wakes
+/// with what is ready when the wakeup runs (a `poll(2)` under the queue's
+/// lock), not with what the edge reported, so data that a reader consumed
+/// before the request was submitted does not complete it.
 ///
 /// Call [`catch_up`](Self::catch_up) after the operation to order them as
 /// Linux does: it waits until everything that happened before the call was
