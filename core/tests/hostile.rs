@@ -136,3 +136,54 @@ fn unknown_ready_bits_are_ignored() {
     context.as_ref().submit(&source, Events::OUT, 1).unwrap();
     assert_eq!(reap_all(&context)[0].outcome, Outcome::Ready(Events::OUT));
 }
+
+/// Always ready, on no queue: a request on it completes at submit.
+struct AlwaysReady;
+
+impl Source for AlwaysReady {
+    fn poll<'s>(&'s self, _: &mut PollTable<'_, 's, SpinLock>) -> Events {
+        Events::IN
+    }
+}
+
+/// A `reap_with` callback that panics: the completion it was given counts
+/// as reaped, the others are still delivered later, every slot frees, and
+/// the context goes on working.
+#[test]
+fn a_reap_callback_that_panics_loses_no_other_completion() {
+    support::quiet_hostile_panics();
+    let context = pin!(Context::<'_, 4>::new());
+    for user_data in 1..=4 {
+        context
+            .as_ref()
+            .submit(&AlwaysReady, Events::IN, user_data)
+            .unwrap();
+    }
+    let mut out = [Completion::EMPTY; 4];
+    let mut given = Vec::new();
+    let unwound = catch_unwind(AssertUnwindSafe(|| {
+        context.reap_with(&mut out, |completion| {
+            given.push(completion.user_data);
+            if given.len() == 2 {
+                std::panic::panic_any(support::HOSTILE_PANIC);
+            }
+        })
+    }));
+    assert!(unwound.is_err());
+    assert_eq!(given, [1, 2]);
+    let mut rest: Vec<u64> = reap_all(&context).iter().map(|c| c.user_data).collect();
+    rest.sort_unstable();
+    assert_eq!(rest, [3, 4], "a completion was lost");
+    assert_eq!(context.in_use(), 0, "a slot leaked");
+    // Four more rounds through every slot: nothing is held up.
+    for round in 0..4u64 {
+        for slot in 0..4u64 {
+            context
+                .as_ref()
+                .submit(&AlwaysReady, Events::IN, round * 4 + slot)
+                .unwrap();
+        }
+        assert_eq!(reap_all(&context).len(), 4);
+    }
+    assert_eq!(context.in_use(), 0);
+}

@@ -16,7 +16,9 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
     /// the context lock is still held: for an adapter that keeps something
     /// per request (a source kept alive, say) and must let go of it before
     /// the request's slot can be reused. `reaped` must not call into this
-    /// context (it would deadlock) and should not block.
+    /// context (it would deadlock) and should not block. If it panics, the
+    /// completion it was given counts as reaped (its slot is free again),
+    /// and the completions not taken yet stay queued.
     pub fn reap_with(&self, out: &mut [Completion], mut reaped: impl FnMut(&Completion)) -> usize {
         loop {
             // Before the guard: tasks whose awaited requests the deferred
@@ -56,11 +58,14 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                             more: true,
                         };
                         record.posted = Events::empty();
-                        reaped(place);
-                        if state.slots[index].phase == Phase::Completed {
+                        if record.phase == Phase::Completed {
                             // Back in the queue, in the place just freed.
                             state.push_completed(index);
                         }
+                        // After the bookkeeping: if `reaped` panics, this
+                        // completion counts as reaped and nothing else is
+                        // lost (its final completion is queued already).
+                        reaped(place);
                         continue;
                     }
                     debug_assert_eq!(record.phase, Phase::Completed);
@@ -71,11 +76,15 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                         handle,
                         more: false,
                     };
-                    reaped(place);
                     // T11 reap: Completed → Free.
                     transition!("T11 reap", index);
                     state.release(index);
                     freed += 1;
+                    // The slot is free, but nobody can take it before the
+                    // lock is released: `reaped` still runs before it can
+                    // be reused. If `reaped` panics, this completion counts
+                    // as reaped and its slot is not lost.
+                    reaped(place);
                 }
                 state.stats.reaped = state.stats.reaped.wrapping_add(count as u32);
                 (count, freed)
