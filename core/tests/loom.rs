@@ -472,14 +472,20 @@ fn awaited_drop_vs_deferred_work() {
 
 type OneSlot = Context<'static, 1, Locks, 2>;
 
+fn one_slot_context() -> Pin<&'static OneSlot> {
+    let context = Box::leak(Box::new(OneSlot::new()));
+    // Make the lock's loom atomic now, before any thread is spawned.
+    assert_eq!(context.in_use(), 0);
+    Pin::static_ref(context)
+}
+
 /// A future finds the context full while a reaper frees the only slot: it
 /// either gets the slot at once or is woken. No lost wakeup.
 #[test]
 fn waiting_for_a_slot_vs_release() {
     model(|| {
         let device = Device::new(1);
-        let context = Pin::static_ref(&*Box::leak(Box::new(OneSlot::new())));
-        assert_eq!(context.in_use(), 0);
+        let context = one_slot_context();
         context.submit(device, Events::IN, 1).unwrap();
         device.raise(0, Events::IN); // completes; the slot frees at reap
         let (count, waker) = task();
@@ -613,8 +619,7 @@ fn two_reapers_claim_each_completion_once() {
 fn reap_vs_submit_reusing_the_slot() {
     model(|| {
         let device = Device::new(1);
-        let context = Pin::static_ref(&*Box::leak(Box::new(OneSlot::new())));
-        assert_eq!(context.in_use(), 0);
+        let context = one_slot_context();
         device.set_ready(Events::IN);
         context.submit(device, Events::IN, 1).unwrap();
         let submitter = thread::spawn(move || context.submit(device, Events::IN, 2));
