@@ -39,7 +39,9 @@
 //!   function its entries lead wakers to: a new context is all zeros.) A wakeup during `poll` fails
 //!   its try-lock (we hold the lock) and only sets `PENDING` (T6).
 //! - **T2 submit arms**: `Polling → Armed`, when nothing asked for is ready
-//!   and the request is on at least one queue. If a wakeup already set
+//!   and the request is on at least one queue; the slot records how many
+//!   queues (with one, a wakeup knows its entry is the only one: an armed
+//!   request's entries leave their queues only by T10). If a wakeup already set
 //!   `PENDING`, submit gives up responsibility (the seed mail's rule): the
 //!   deferred work that wakeup scheduled re-polls the source.
 //! - **T3 submit completes**: `Polling → Completed`, when `poll` reported

@@ -43,6 +43,10 @@ pub(super) struct Slot<'s, Q: lock_api::RawMutex> {
     pub(super) outcome: Outcome,
     /// A multishot request: it stays armed after each readiness it posts.
     pub(super) multishot: bool,
+    /// How many queues the request registered on when it armed (T2). An
+    /// armed request's entries leave their queues only by a close (T10),
+    /// so with 1 the entry a wakeup holds is its only one.
+    pub(super) queues: u8,
     /// A multishot request's readiness posted to the completion queue and
     /// not reaped yet (empty: none); later readiness merges into it.
     pub(super) posted: Events,
@@ -69,6 +73,7 @@ impl<Q: lock_api::RawMutex> Slot<'_, Q> {
         // All zeros, as every field here: a new context is all zeros.
         outcome: Outcome::Ready(Events::empty()),
         multishot: false,
+        queues: 0,
         posted: Events::empty(),
         next: 0,
         // Only read while the request is armed, and set when it arms.

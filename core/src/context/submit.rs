@@ -280,6 +280,8 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                     // Its deadline is set before anybody else can see the
                     // slot (we hold the lock).
                     record.deadline = deadline;
+                    // At most `W`, which is at most 255.
+                    record.queues = registered as u8;
                     if let Some(slot_waker) = record.waker() {
                         // An awaited request. No lock-free reader yet:
                         // wakeups during `poll` could only defer, and

@@ -101,7 +101,9 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                         state.stats.completed_by_wakeup.wrapping_add(1);
                     return Some(Verdict::Posted);
                 }
-                if !this.sole_link(slot, entry) {
+                // One queue registered: this entry is the request's only
+                // link, without looking at the others.
+                if record.queues != 1 && !this.sole_link(slot, entry) {
                     return None;
                 }
                 // An awaited request's task is woken after the queue lock is
