@@ -19,12 +19,16 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         }
     }
 
-    /// Whether `entry` is the only linked entry of `slot`. The caller holds
-    /// the context lock (entries are only linked under it).
+    /// Whether `entry` is the only linked entry of `slot`, an armed request
+    /// that registered on `queues` queues. The caller holds the context
+    /// lock (entries are only linked under it).
     #[inline(always)]
-    pub(super) fn sole_link(&self, slot: usize, entry: *const WaitEntry) -> bool {
-        // With one entry per request, the linked entry is it.
+    pub(super) fn sole_link(&self, slot: usize, queues: u8, entry: *const WaitEntry) -> bool {
+        // With one entry per request, or one queue registered (an armed
+        // request's entries leave only by a close, T10), the linked entry
+        // is it, without looking at the others.
         W == 1
+            || queues == 1
             || self.entries[slot]
                 .iter()
                 .all(|other| core::ptr::eq(other, entry) || other.queue().is_null())
@@ -101,9 +105,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                         state.stats.completed_by_wakeup.wrapping_add(1);
                     return Some(Verdict::Posted);
                 }
-                // One queue registered: this entry is the request's only
-                // link, without looking at the others.
-                if record.queues != 1 && !this.sole_link(slot, entry) {
+                if !this.sole_link(slot, record.queues, entry) {
                     return None;
                 }
                 // An awaited request's task is woken after the queue lock is
