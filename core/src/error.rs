@@ -26,6 +26,14 @@ pub enum SubmitError {
     /// it can never complete (`EINVAL`, as aio reports for a file that cannot
     /// poll).
     NotPollable,
+    /// A multishot request, on a context whose [`Kinds`](crate::Kinds)
+    /// leave them out
+    /// ([`Context::submit_unchecked_with`](crate::Context::submit_unchecked_with)'s
+    /// options).
+    MultishotNotTaken,
+    /// A deadline, on a context whose [`Kinds`](crate::Kinds) leave them
+    /// out (as above).
+    DeadlinesNotTaken,
 }
 
 impl fmt::Display for SubmitError {
@@ -44,6 +52,12 @@ impl fmt::Display for SubmitError {
             ),
             SubmitError::NotPollable => f.write_str(
                 "the source registers on no wait queue and none of the requested events is ready: it cannot be polled for them",
+            ),
+            SubmitError::MultishotNotTaken => f.write_str(
+                "this context does not take multishot requests: give it `Kinds` that do (`EveryKind`, the default)",
+            ),
+            SubmitError::DeadlinesNotTaken => f.write_str(
+                "this context does not take deadlines: give it `Kinds` that do (`EveryKind`, the default)",
             ),
         }
     }

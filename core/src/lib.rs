@@ -22,6 +22,7 @@ mod completion;
 pub mod context;
 mod error;
 mod events;
+pub mod kinds;
 mod locks;
 pub mod request;
 pub mod safety;
@@ -36,6 +37,7 @@ pub use context::{
 };
 pub use error::{CancelError, SubmitError};
 pub use events::{Events, UnknownEvents};
+pub use kinds::{EveryKind, Kinds, QueuedOneShot, RequestKinds};
 pub use locks::{Locks, SpinLock, SpinLocks};
 pub use request::Request;
 pub use source::{PollTable, Source};

@@ -44,6 +44,7 @@ use core::pin::Pin;
 use core::task::{Context as TaskContext, Poll};
 
 use crate::context::{Awaiting, SlotWaiter};
+use crate::kinds::{EveryKind, Kinds, TakesAwaited, TakesDeadlines};
 use crate::{Context, Events, Locks, Notify, Outcome, Source, SubmitError};
 
 /// A one-shot poll request as a future: see [`Context::request`] and the
@@ -53,8 +54,16 @@ use crate::{Context, Events, Locks, Notify, Outcome, Source, SubmitError};
 /// the request (`UnknownEvents`, `TooManyQueues`, `NotPollable`; never
 /// `Busy`: it waits for a slot instead).
 #[must_use = "a request does nothing unless it is awaited"]
-pub struct Request<'c, 's, const N: usize, L: Locks, const W: usize, H: Notify> {
-    context: Pin<&'c Context<'s, N, L, W, H>>,
+pub struct Request<
+    'c,
+    's,
+    const N: usize,
+    L: Locks,
+    const W: usize,
+    H: Notify,
+    K: Kinds = EveryKind,
+> {
+    context: Pin<&'c Context<'s, N, L, W, H, K>>,
     source: &'s dyn Source<L::Queue>,
     events: Events,
     /// When the request times out (`u64::MAX`: never).
@@ -81,8 +90,8 @@ enum RequestState {
 // context's lock; the context and the source are shared references to
 // `Sync` things (the bounds). So moving the future to another thread (before
 // it is pinned) or polling it there is sound when the context is `Sync`.
-unsafe impl<const N: usize, L: Locks, const W: usize, H: Notify> Send
-    for Request<'_, '_, N, L, W, H>
+unsafe impl<const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Send
+    for Request<'_, '_, N, L, W, H, K>
 where
     L::Context: Send + Sync,
     L::Queue: Send + Sync,
@@ -92,8 +101,8 @@ where
 
 // SAFETY: a shared `&Request` gives access to nothing (every method takes
 // `Pin<&mut Self>`), so sharing one between threads is sound.
-unsafe impl<const N: usize, L: Locks, const W: usize, H: Notify> Sync
-    for Request<'_, '_, N, L, W, H>
+unsafe impl<const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Sync
+    for Request<'_, '_, N, L, W, H, K>
 where
     L::Context: Send + Sync,
     L::Queue: Send + Sync,
@@ -101,7 +110,7 @@ where
 {
 }
 
-impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, W, H> {
+impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<'s, N, L, W, H, K> {
     /// A one-shot poll request as a future: `source` is polled for `events`
     /// (plus ERR and HUP, always) when the future is first polled, and the
     /// future resolves with the request's one [`Outcome`]. Dropping it
@@ -132,7 +141,10 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         self: Pin<&'c Self>,
         source: &'s dyn Source<L::Queue>,
         events: Events,
-    ) -> Request<'c, 's, N, L, W, H> {
+    ) -> Request<'c, 's, N, L, W, H, K>
+    where
+        K: TakesAwaited,
+    {
         Request {
             context: self,
             source,
@@ -154,7 +166,10 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         self: Pin<&'c Self>,
         source: &dyn Source<L::Queue>,
         events: Events,
-    ) -> Request<'c, 's, N, L, W, H> {
+    ) -> Request<'c, 's, N, L, W, H, K>
+    where
+        K: TakesAwaited,
+    {
         // SAFETY: the caller promises `source` outlives the request, which
         // ends at the latest when the future is dropped.
         let source: &'s dyn Source<L::Queue> = unsafe { core::mem::transmute(source) };
@@ -162,13 +177,16 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
     }
 }
 
-impl<const N: usize, L: Locks, const W: usize, H: Notify> Request<'_, '_, N, L, W, H> {
+impl<const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Request<'_, '_, N, L, W, H, K> {
     /// Gives the request a deadline, in the ticks of the clock the adapter
     /// passes to [`Context::expire`]: the future resolves with
     /// [`Outcome::TimedOut`] if nothing asked for is ready by then (see
     /// [`Context::submit_with_deadline`]). For a timeout measured by a
     /// timer of the executor's, dropping the future does the same.
-    pub fn deadline(mut self, deadline: u64) -> Self {
+    pub fn deadline(mut self, deadline: u64) -> Self
+    where
+        K: TakesDeadlines,
+    {
         self.deadline = deadline.min(u64::MAX - 1);
         self
     }
@@ -180,7 +198,9 @@ impl<const N: usize, L: Locks, const W: usize, H: Notify> Request<'_, '_, N, L, 
     }
 }
 
-impl<const N: usize, L: Locks, const W: usize, H: Notify> Future for Request<'_, '_, N, L, W, H> {
+impl<const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Future
+    for Request<'_, '_, N, L, W, H, K>
+{
     type Output = Result<Outcome, SubmitError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
@@ -238,7 +258,9 @@ impl<const N: usize, L: Locks, const W: usize, H: Notify> Future for Request<'_,
     }
 }
 
-impl<const N: usize, L: Locks, const W: usize, H: Notify> Drop for Request<'_, '_, N, L, W, H> {
+impl<const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Drop
+    for Request<'_, '_, N, L, W, H, K>
+{
     /// Inline, so that dropping a resolved (or never polled) future, the
     /// usual end of an await, costs a check and no call.
     #[inline]
@@ -253,7 +275,7 @@ impl<const N: usize, L: Locks, const W: usize, H: Notify> Drop for Request<'_, '
     }
 }
 
-impl<const N: usize, L: Locks, const W: usize, H: Notify> Request<'_, '_, N, L, W, H> {
+impl<const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Request<'_, '_, N, L, W, H, K> {
     /// `Drop` of a future that waits for a slot.
     #[inline(never)]
     fn abandon_slot_wait(&mut self) {
@@ -262,8 +284,8 @@ impl<const N: usize, L: Locks, const W: usize, H: Notify> Request<'_, '_, N, L, 
     }
 }
 
-impl<const N: usize, L: Locks, const W: usize, H: Notify> core::fmt::Debug
-    for Request<'_, '_, N, L, W, H>
+impl<const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> core::fmt::Debug
+    for Request<'_, '_, N, L, W, H, K>
 {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Request")

@@ -262,7 +262,7 @@ type Column<'m> = (&'m Machine, Vec<(String, f64)>, bool);
 
 /// What the ratio table compares: aiopoll's case over a peer's, in the
 /// same firmware.
-const RATIOS: [(&str, &str, &str); 6] = [
+const RATIOS: [(&str, &str, &str); 7] = [
     (
         "round trip (submit, wake, reap) / maitake-sync (wait, wake, ready)",
         "aiopoll submit->wake->reap",
@@ -271,6 +271,11 @@ const RATIOS: [(&str, &str, &str); 6] = [
     (
         "round trip woken by an interrupt / maitake-sync's",
         "aiopoll submit->interrupt wake->reap",
+        "maitake-sync WaitQueue wait->interrupt wake->ready",
+    ),
+    (
+        "the same, a `QueuedOneShot` context / maitake-sync's",
+        "aiopoll QueuedOneShot submit->interrupt wake->reap",
         "maitake-sync WaitQueue wait->interrupt wake->ready",
     ),
     (
@@ -421,22 +426,34 @@ fn firmware(verdicts: &mut Vec<String>) -> Result<(), String> {
             "size-base",
             "--bin",
             "size-aiopoll",
+            "--bin",
+            "size-aiopoll-queued",
         ]),
     )?;
     let dir = target_dir().join(FIRMWARE_TARGET).join("release");
     let (base_flash, base_ram) = flash_and_ram(&dir.join("size-base"))?;
     let (flash, ram) = flash_and_ram(&dir.join("size-aiopoll"))?;
+    let (queued_flash, queued_ram) = flash_and_ram(&dir.join("size-aiopoll-queued"))?;
     println!(
         "\n| firmware (thumbv7m, opt-level \"s\") | flash bytes | RAM bytes |\n|---|---:|---:|\n\
          | size-base: runtime, panic handler, main loop | {base_flash} | {base_ram} |\n\
-         | size-aiopoll: + a context (1 slot, 2 wait entries) and one source, submit/wake/cancel/reap | {flash} | {ram} |\n\
-         | what aiopoll adds (core + the Cortex-M adapter: CortexMLocks, IrqEvent) | {} | {} |",
+         | size-aiopoll: + a context (1 slot, 2 wait entries, every kind of request) and one source, submit/wake/cancel/reap | {flash} | {ram} |\n\
+         | what aiopoll adds (core + the Cortex-M adapter: CortexMLocks, IrqEvent) | {} | {} |\n\
+         | size-aiopoll-queued: the same with a `QueuedOneShot` context | {queued_flash} | {queued_ram} |\n\
+         | what aiopoll adds, `QueuedOneShot` | {} | {} |",
         flash as i64 - base_flash as i64,
         ram as i64 - base_ram as i64,
+        queued_flash as i64 - base_flash as i64,
+        queued_ram as i64 - base_ram as i64,
     );
     verdicts.push(verdict(
         "flash aiopoll adds for a context with one source, opt-level \"s\" (bytes)",
         flash as f64 - base_flash as f64,
+        2048.0,
+    ));
+    verdicts.push(verdict(
+        "the same, a `QueuedOneShot` context (bytes)",
+        queued_flash as f64 - base_flash as f64,
         2048.0,
     ));
 
@@ -453,31 +470,44 @@ fn firmware(verdicts: &mut Vec<String>) -> Result<(), String> {
                 "icount",
                 "--bin",
                 "icount",
+                "--bin",
+                "icount-queued",
                 "--target",
                 machine.target,
             ]),
         )?;
-        let elf = target_dir().join(machine.target).join("icount/icount");
-        let qemu = || {
-            output(
-                Command::new("qemu-system-arm")
-                    .args(machine.qemu)
-                    .arg("-nographic")
-                    .args(["-icount", "shift=0"])
-                    .args(["-semihosting-config", "enable=on,target=native", "-kernel"])
-                    .arg(&elf),
-            )
-        };
-        let Some(first) = qemu() else {
-            println!(
-                "\nqemu-system-arm is missing or the {} firmware failed: no instruction counts \
-                 (apt-get install qemu-system-arm)",
-                machine.core
-            );
-            return Ok(());
-        };
-        let second = qemu().unwrap_or_default();
-        columns.push((machine, counts(&first), first == second));
+        // `icount`, then `icount-queued` (a `QueuedOneShot` context alone in
+        // its firmware), each run twice: one column of counts.
+        let mut column = Vec::new();
+        let mut agreed = true;
+        for binary in ["icount", "icount-queued"] {
+            let elf = target_dir()
+                .join(machine.target)
+                .join("icount")
+                .join(binary);
+            let qemu = || {
+                output(
+                    Command::new("qemu-system-arm")
+                        .args(machine.qemu)
+                        .arg("-nographic")
+                        .args(["-icount", "shift=0"])
+                        .args(["-semihosting-config", "enable=on,target=native", "-kernel"])
+                        .arg(&elf),
+                )
+            };
+            let Some(first) = qemu() else {
+                println!(
+                    "\nqemu-system-arm is missing or the {} firmware `{binary}` failed: no \
+                     instruction counts (apt-get install qemu-system-arm)",
+                    machine.core
+                );
+                return Ok(());
+            };
+            let second = qemu().unwrap_or_default();
+            agreed &= first == second;
+            column.extend(counts(&first));
+        }
+        columns.push((machine, column, agreed));
     }
     println!("{}", icount_tables(&columns, verdicts));
     Ok(())

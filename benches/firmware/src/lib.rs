@@ -7,6 +7,58 @@
 
 pub use aiopoll_cortex_m::{CortexMLocks, IrqEvent};
 
+use core::hint::black_box;
+use core::pin::Pin;
+
+use aiopoll::{Completion, Context, Events, Kinds};
+use cortex_m_semihosting::hprintln;
+
+/// Runs per case of the instruction-count firmware.
+pub const ITERATIONS: u32 = 100_000;
+
+/// Instructions of `ITERATIONS` runs of `op`.
+#[inline(never)]
+pub fn measure(mut op: impl FnMut()) -> u64 {
+    let start = timer::now();
+    for _ in 0..ITERATIONS {
+        op();
+    }
+    let end = timer::now();
+    timer::instructions(u64::from(start.wrapping_sub(end)))
+}
+
+/// Prints one case: its name, instructions per operation over `per`
+/// operations, and the same net of `empty` (the empty loop's count).
+pub fn report(name: &str, instructions: u64, per: u64, empty: u64) {
+    let per_op = instructions as f64 / per as f64;
+    let net = (instructions.saturating_sub(empty)) as f64 / per as f64;
+    hprintln!("{}\t{:.1}\t{:.1}", name, per_op, net);
+}
+
+/// The loop of the size firmware (`size-aiopoll`, `size-aiopoll-queued`):
+/// a request on `flag` submitted, woken or cancelled, and reaped, over and
+/// over, on a context of one slot whose [`Kinds`] the firmware chooses.
+#[inline(always)]
+pub fn size_loop<K: Kinds>(
+    context: Pin<&'static Context<'static, 1, CortexMLocks, 2, (), K>>,
+    flag: &'static IrqEvent,
+) -> ! {
+    let mut out = [Completion::EMPTY; 1];
+    loop {
+        if let Ok(handle) = context.submit(black_box(flag), Events::IN, 1) {
+            if black_box(true) {
+                flag.raise(Events::IN);
+            } else {
+                black_box(context.cancel(handle).is_ok());
+            }
+        }
+        black_box(context.reap(&mut out));
+        black_box(context.run_deferred());
+        flag.clear(Events::IN);
+        cortex_m::asm::wfi();
+    }
+}
+
 /// The machine's timer, counting down in [`timer::now`]'s ticks. Under
 /// `-icount shift=0` one instruction takes 1 ns of virtual time, so a tick
 /// is [`timer::NANOS_PER_TICK`] instructions.

@@ -26,7 +26,7 @@ pub(crate) enum Awaiting {
     WaitingForSlot,
 }
 
-impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, W, H> {
+impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<'s, N, L, W, H, K> {
     /// Submits an awaited request for `events` on `source`, whose task is
     /// `waker`, with `deadline` (`NO_DEADLINE`: none); when every slot is in use, links `waiter` to be woken when
     /// one frees. A `waiter` that was linked or notified before

@@ -4,8 +4,9 @@
 //! and the adapter calls [`Context::expire`] with the time now.
 
 use super::*;
+use crate::kinds::TakesDeadlines;
 
-impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, W, H> {
+impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<'s, N, L, W, H, K> {
     /// [`submit`](Self::submit) with a deadline, in the ticks of the clock
     /// the adapter passes to [`expire`](Self::expire): if nothing asked for
     /// is ready by `deadline`, the request completes with
@@ -21,7 +22,10 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         events: Events,
         user_data: u64,
         deadline: u64,
-    ) -> Result<Handle, SubmitError> {
+    ) -> Result<Handle, SubmitError>
+    where
+        K: TakesDeadlines,
+    {
         // SAFETY: `source` and every queue it registers on are borrowed for
         // `'s`, which outlives this context.
         unsafe {
@@ -44,12 +48,20 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
     /// mode, a timer thread, or the adapter's deferred-work handler, not
     /// from an interrupt that may preempt the lock's holder.
     pub fn expire(&self, now: u64) -> usize {
+        if !K::DEADLINES {
+            // Nothing can have a deadline.
+            return 0;
+        }
         self.end_where(|record| record.deadline <= now, Outcome::TimedOut)
     }
 
     /// The earliest deadline of a pending request, if any (for the adapter
     /// to program its timer).
     pub fn next_deadline(&self) -> Option<u64> {
+        if !K::DEADLINES {
+            // Armed slots keep no deadline.
+            return None;
+        }
         let locked = Locked::lock(&self.lock);
         self.with_state(&locked, |state| {
             state

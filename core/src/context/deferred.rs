@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, W, H> {
+impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<'s, N, L, W, H, K> {
     /// Runs the deferred work that wakeups handed over: re-polls each
     /// request they woke and completes it (T7), or leaves it armed (T8).
     /// Returns how many requests it completed. The adapter calls this from
@@ -129,7 +129,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
             (!ready.is_empty()).then_some(Outcome::Ready(ready))
         };
         self.with_state(locked, |state| match outcome {
-            Some(Outcome::Ready(ready)) if state.slots[slot].multishot => {
+            Some(Outcome::Ready(ready)) if Self::is_multishot(&state.slots[slot]) => {
                 // T16: a multishot request posts its readiness and stays
                 // armed.
                 self.post(state, slot, ready);

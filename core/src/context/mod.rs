@@ -174,12 +174,13 @@
 //!    a dropped one's address): a finished request's handle never reaches a
 //!    reused slot, nor another context.
 
-use core::marker::PhantomPinned;
+use core::marker::{PhantomData, PhantomPinned};
 use core::pin::Pin;
 use core::task::Waker;
 
 use crate::completion::{Completion, Handle, Outcome};
 use crate::error::{CancelError, SubmitError};
+use crate::kinds::{EveryKind, Kinds};
 use crate::locks::{Locks, SpinLocks};
 use crate::source::{PollTable, Registrar, Source};
 use crate::sync::{AtomicBool, AtomicU32, ContextInQueue, Locked, Ordering, Release, UnsafeCell};
@@ -311,12 +312,24 @@ pub struct Stats {
 ///   aio one). A source that registers on more fails the submit.
 /// - `H`: the [`Notify`] hooks through which the adapter learns of deferred
 ///   work and of completions.
+/// - `K`: the [`Kinds`] of request it takes beyond queued one-shot ones
+///   (multishot, awaited, deadlines): [`EveryKind`] unless said. A firmware
+///   that only submits and reaps names
+///   [`QueuedOneShot`](crate::QueuedOneShot) and pays for nothing else (see
+///   [`kinds`](crate::kinds)).
 ///
 /// A context is pinned while in use ([`submit`](Self::submit) takes
 /// `Pin<&Self>`): wait queues point into it. Put it in a `static` (then
 /// `Pin::static_ref`), in `core::pin::pin!`, or in `Arc::pin`.
 #[repr(C)]
-pub struct Context<'s, const N: usize, L: Locks = SpinLocks, const W: usize = 2, H: Notify = ()> {
+pub struct Context<
+    's,
+    const N: usize,
+    L: Locks = SpinLocks,
+    const W: usize = 2,
+    H: Notify = (),
+    K: Kinds = EveryKind,
+> {
     /// Must stay first: wait entries reach the context's wake function
     /// through it.
     header: ContextHeader,
@@ -336,6 +349,7 @@ pub struct Context<'s, const N: usize, L: Locks = SpinLocks, const W: usize = 2,
     /// lock; read without it, to skip the lock when nobody waits).
     waiting_for_slot: AtomicU32,
     hooks: H,
+    _kinds: PhantomData<K>,
     _pinned: PhantomPinned,
 }
 
@@ -343,7 +357,8 @@ pub struct Context<'s, const N: usize, L: Locks = SpinLocks, const W: usize = 2,
 // (`words`, `deferred`, `deferrals`), or in wait entries protected by their
 // queue's lock. The sources it polls are `Sync` by the `Source` trait's bound.
 // So sharing a context between threads is sound when its locks and hooks are.
-unsafe impl<const N: usize, L: Locks, const W: usize, H: Notify> Sync for Context<'_, N, L, W, H>
+unsafe impl<const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Sync
+    for Context<'_, N, L, W, H, K>
 where
     L::Context: Send + Sync,
     L::Queue: Send + Sync,
@@ -352,7 +367,8 @@ where
 }
 
 // SAFETY: as above; nothing in a context is tied to the thread that made it.
-unsafe impl<const N: usize, L: Locks, const W: usize, H: Notify> Send for Context<'_, N, L, W, H>
+unsafe impl<const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Send
+    for Context<'_, N, L, W, H, K>
 where
     L::Context: Send + Sync,
     L::Queue: Send + Sync,
@@ -360,7 +376,7 @@ where
 {
 }
 
-impl<'s, const N: usize, L: Locks, const W: usize> Context<'s, N, L, W, ()> {
+impl<'s, const N: usize, L: Locks, const W: usize, K: Kinds> Context<'s, N, L, W, (), K> {
     /// An empty context without notification hooks.
     #[cfg(not(loom))]
     pub const fn new() -> Self {
@@ -374,13 +390,13 @@ impl<'s, const N: usize, L: Locks, const W: usize> Context<'s, N, L, W, ()> {
     }
 }
 
-impl<const N: usize, L: Locks, const W: usize> Default for Context<'_, N, L, W, ()> {
+impl<const N: usize, L: Locks, const W: usize, K: Kinds> Default for Context<'_, N, L, W, (), K> {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, W, H> {
+impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<'s, N, L, W, H, K> {
     const VALID_PARAMETERS: () = {
         assert!(N > 0 && N <= u16::MAX as usize, "N must be 1..=65535");
         assert!(W > 0 && W <= 255, "W must be 1..=255");
@@ -418,6 +434,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
             deferrals: AtomicU32::new(0),
             waiting_for_slot: AtomicU32::new(0),
             hooks,
+            _kinds: PhantomData,
             _pinned: PhantomPinned,
         }
     }
@@ -466,6 +483,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
             core::ptr::addr_of_mut!((*place).deferrals).write(AtomicU32::new(0));
             core::ptr::addr_of_mut!((*place).waiting_for_slot).write(AtomicU32::new(0));
             core::ptr::addr_of_mut!((*place).hooks).write(hooks);
+            core::ptr::addr_of_mut!((*place)._kinds).write(PhantomData);
             core::ptr::addr_of_mut!((*place)._pinned).write(PhantomPinned);
         }
     }
@@ -491,6 +509,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
             deferrals: AtomicU32::new(0),
             waiting_for_slot: AtomicU32::new(0),
             hooks,
+            _kinds: PhantomData,
             _pinned: PhantomPinned,
         }
     }
@@ -512,13 +531,32 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         self as *const Self as *const ContextHeader
     }
 
+    /// Where `record`'s completion goes: the queue, always, when the
+    /// context's [`Kinds`] leave awaited requests out (a constant, so the
+    /// compiler drops the awaited paths).
+    #[inline(always)]
+    fn delivery_of(record: &Slot<'s, L::Queue>) -> Delivery {
+        if K::AWAITED {
+            record.delivery()
+        } else {
+            Delivery::Queue
+        }
+    }
+
+    /// Whether `record` is a multishot request's: `false`, a constant, when
+    /// the context's [`Kinds`] leave multishot requests out.
+    #[inline(always)]
+    fn is_multishot(record: &Slot<'s, L::Queue>) -> bool {
+        K::MULTISHOT && record.multishot
+    }
+
     /// Runs `f` on the state the context lock protects; `locked` is the
     /// proof that the lock is held. `f` must not call `with_state` again, nor
     /// a source (whose `poll` may wake its own queues); it may call hooks.
     #[inline(always)]
-    fn with_state<R, K: Release<L::Context>>(
+    fn with_state<R, How: Release<L::Context>>(
         &self,
-        locked: &Locked<'_, L::Context, K>,
+        locked: &Locked<'_, L::Context, How>,
         f: impl FnOnce(&mut State<'s, L::Queue, N>) -> R,
     ) -> R {
         debug_assert!(locked.holds(&self.lock));
@@ -554,8 +592,8 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
     }
 }
 
-impl<const N: usize, L: Locks, const W: usize, H: Notify> core::fmt::Debug
-    for Context<'_, N, L, W, H>
+impl<const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> core::fmt::Debug
+    for Context<'_, N, L, W, H, K>
 {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Context")

@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, W, H> {
+impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<'s, N, L, W, H, K> {
     /// Moves up to `out.len()` completions, oldest first, into `out`, and
     /// returns how many. Never blocks on anything but the context lock.
     /// Runs pending deferred work first, so completions that a wakeup had to
@@ -44,7 +44,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                         generation: record.generation,
                     };
                     count += 1;
-                    if !record.posted.is_empty() {
+                    if K::MULTISHOT && !record.posted.is_empty() {
                         // A multishot request's readiness: it stays armed
                         // (or, if it has ended since, its final completion
                         // follows: back in the queue, where this one was).
@@ -128,12 +128,12 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         record.phase = Phase::Completed;
         record.outcome = outcome;
         record.source = None;
-        match record.delivery() {
+        match Self::delivery_of(record) {
             Delivery::Queue => {
                 // A multishot request with readiness still unreaped is in
                 // the queue already: reaping that readiness puts it back
                 // for this final completion.
-                if record.posted.is_empty() {
+                if !K::MULTISHOT || record.posted.is_empty() {
                     state.push_completed(slot);
                 }
                 self.hooks.completed();

@@ -194,7 +194,7 @@ impl WaiterList {
     }
 }
 
-impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, W, H> {
+impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<'s, N, L, W, H, K> {
     /// Wakes up to `freed` futures waiting for a slot (one per freed slot),
     /// oldest first. Called after the context lock has been released by
     /// whoever freed slots; costs one atomic load when nobody waits.
@@ -202,7 +202,8 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
     pub(super) fn wake_slot_waiters(&self, freed: usize) {
         // The count changes only under the context lock, which the freer
         // held when it freed: a waiter that linked before sees its slot.
-        if freed > 0 && self.waiting_for_slot.load(Ordering::Relaxed) > 0 {
+        // Without awaited requests nobody ever waits: a constant `false`.
+        if K::AWAITED && freed > 0 && self.waiting_for_slot.load(Ordering::Relaxed) > 0 {
             self.wake_slot_waiters_slow(freed);
         }
     }

@@ -1,8 +1,9 @@
 //! The requester's side: submit (T1 to T4) and cancel (T9).
 
 use super::*;
+use crate::kinds::TakesMultishot;
 
-impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, W, H> {
+impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<'s, N, L, W, H, K> {
     /// Submits a one-shot poll request: `source` is polled for `events`
     /// (plus ERR and HUP, always), and the request completes exactly once
     /// with the ready events ∩ those, or is cancelled, or finds its source
@@ -84,6 +85,12 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
     ) -> Result<Handle, SubmitError> {
         let this = self.get_ref();
         let events = checked_events(events)?;
+        if options.multishot && !K::MULTISHOT {
+            return Err(SubmitError::MultishotNotTaken);
+        }
+        if options.deadline.is_some() && !K::DEADLINES {
+            return Err(SubmitError::DeadlinesNotTaken);
+        }
         // SAFETY: the caller promises `source` outlives its request; the slot
         // drops the reference when the request is reaped or the context goes.
         let source: &'s dyn Source<L::Queue> = unsafe { core::mem::transmute(source) };
@@ -122,7 +129,10 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         source: &'s dyn Source<L::Queue>,
         events: Events,
         user_data: u64,
-    ) -> Result<Handle, SubmitError> {
+    ) -> Result<Handle, SubmitError>
+    where
+        K: TakesMultishot,
+    {
         // SAFETY: `source` and every queue it registers on are borrowed for
         // `'s`, which outlives this context.
         unsafe { self.submit_multishot_unchecked(source, events, user_data) }
@@ -140,7 +150,10 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
         source: &dyn Source<L::Queue>,
         events: Events,
         user_data: u64,
-    ) -> Result<Handle, SubmitError> {
+    ) -> Result<Handle, SubmitError>
+    where
+        K: TakesMultishot,
+    {
         // SAFETY: the caller's contract is this function's.
         unsafe {
             self.submit_unchecked_with(
@@ -190,7 +203,9 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                     Delivery::Awaited => record.set_awaited(),
                 }
                 record.source = Some(source);
-                record.multishot = multishot;
+                // Never set where the kinds leave multishot out: the
+                // checks of it fold to `false`.
+                record.multishot = K::MULTISHOT && multishot;
                 Some(slot)
             })
             .ok_or(SubmitError::Busy)?;
@@ -253,7 +268,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
             // (T16) and arms; its final completion follows only if a queue
             // it registered on is closed already.
             let outcome = match outcome {
-                Some(Outcome::Ready(ready)) if multishot => {
+                Some(Outcome::Ready(ready)) if K::MULTISHOT && multishot => {
                     state.slots[slot].phase = Phase::Armed;
                     this.post(state, slot, ready);
                     closed.then_some(Outcome::SourceGone)
@@ -279,14 +294,18 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                     record.phase = Phase::Armed;
                     // Its deadline is set before anybody else can see the
                     // slot (we hold the lock).
-                    record.deadline = deadline;
+                    if K::DEADLINES {
+                        record.deadline = deadline;
+                    }
                     // At most `W`, which is at most 255.
                     record.queues = registered as u8;
-                    if let Some(slot_waker) = record.waker() {
-                        // An awaited request. No lock-free reader yet:
-                        // wakeups during `poll` could only defer, and
-                        // deferred work needs the lock we hold.
-                        *slot_waker = waker.take();
+                    if Self::delivery_of(record) == Delivery::Awaited {
+                        if let Some(slot_waker) = record.waker() {
+                            // An awaited request. No lock-free reader yet:
+                            // wakeups during `poll` could only defer, and
+                            // deferred work needs the lock we hold.
+                            *slot_waker = waker.take();
+                        }
                     }
                 }
             }
@@ -300,7 +319,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
             })
         })
         .inspect(|submitted| {
-            if !submitted.completed && deadline != NO_DEADLINE {
+            if K::DEADLINES && !submitted.completed && deadline != NO_DEADLINE {
                 this.hooks.deadline_armed(deadline);
             }
         })
@@ -371,7 +390,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
             // An awaited request is cancelled by dropping its future.
             if record.generation != handle.generation
                 || record.phase != Phase::Armed
-                || record.delivery() != Delivery::Queue
+                || Self::delivery_of(record) != Delivery::Queue
             {
                 return Err(CancelError::NotFound);
             }
@@ -402,7 +421,9 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
     /// matched.
     pub fn cancel_user_data(&self, user_data: u64) -> usize {
         self.end_where(
-            |record| record.delivery() == Delivery::Queue && record.user_data() == user_data,
+            |record| {
+                Self::delivery_of(record) == Delivery::Queue && record.user_data() == user_data
+            },
             Outcome::Cancelled,
         )
     }
@@ -595,8 +616,8 @@ pub(super) fn checked_events(events: Events) -> Result<Events, SubmitError> {
 }
 
 /// Registers the request being submitted on the queues its source names.
-struct Registration<'c, 's, const N: usize, L: Locks, const W: usize, H: Notify> {
-    context: &'c Context<'s, N, L, W, H>,
+struct Registration<'c, 's, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> {
+    context: &'c Context<'s, N, L, W, H, K>,
     slot: u16,
     /// The distinct queues registered so far, linked or found closed; the
     /// entry of the same index is linked on the queue unless it was closed.
@@ -609,8 +630,8 @@ struct Registration<'c, 's, const N: usize, L: Locks, const W: usize, H: Notify>
     closed: bool,
 }
 
-impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Registrar<'s, L::Queue>
-    for Registration<'_, 's, N, L, W, H>
+impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Registrar<'s, L::Queue>
+    for Registration<'_, 's, N, L, W, H, K>
 {
     fn register(&mut self, queue: &'s WaitQueue<L::Queue>) {
         let erased = queue as *const WaitQueue<L::Queue> as *mut ();
@@ -638,14 +659,16 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Registrar<'s, L::Q
 }
 
 /// T4 when a source's `poll` unwinds: the slot goes back, no entry stays.
-struct UndoSubmit<'c, 's, const N: usize, L: Locks, const W: usize, H: Notify> {
-    context: &'c Context<'s, N, L, W, H>,
+struct UndoSubmit<'c, 's, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> {
+    context: &'c Context<'s, N, L, W, H, K>,
     locked: &'c Locked<'c, L::Context>,
     slot: usize,
     armed: bool,
 }
 
-impl<const N: usize, L: Locks, const W: usize, H: Notify> Drop for UndoSubmit<'_, '_, N, L, W, H> {
+impl<const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Drop
+    for UndoSubmit<'_, '_, N, L, W, H, K>
+{
     fn drop(&mut self) {
         if self.armed {
             // T4 submit refused: `poll` panicked. The context lock is still

@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, W, H> {
+impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<'s, N, L, W, H, K> {
     /// Takes every wait entry of `slot` off its queue, one queue lock at a
     /// time. The caller holds the context lock.
     pub(super) fn detach_all(&self, slot: usize) {
@@ -21,7 +21,9 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
     }
 }
 
-impl<const N: usize, L: Locks, const W: usize, H: Notify> Drop for Context<'_, N, L, W, H> {
+impl<const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Drop
+    for Context<'_, N, L, W, H, K>
+{
     fn drop(&mut self) {
         // `Context` is `!Unpin`, so this `&mut` does not assert that nobody
         // else looks: wakers may still reach the entries until they are

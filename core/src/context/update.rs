@@ -48,7 +48,7 @@ impl core::fmt::Display for UpdateError {
 
 impl core::error::Error for UpdateError {}
 
-impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, W, H> {
+impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<'s, N, L, W, H, K> {
     /// Changes the event mask (`events`) and/or the user data (`user_data`)
     /// of a pending queued request, atomically with respect to its wakeups
     /// (io_uring's poll update). `None` keeps what it was.
@@ -90,7 +90,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
             handle.context == state.id
                 && record.generation == handle.generation
                 && record.phase == Phase::Armed
-                && record.delivery() == Delivery::Queue
+                && Self::delivery_of(record) == Delivery::Queue
         });
         if !found || self.run_deferred_slot(&locked, slot, &mut batch) == SlotWork::Completed {
             return Err(UpdateError::NotFound);
@@ -133,7 +133,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
             return Ok(Updated::Waiting);
         }
         Ok(self.with_state(&locked, |state| {
-            if state.slots[slot].multishot {
+            if Self::is_multishot(&state.slots[slot]) {
                 // T16: a multishot request posts it and keeps waiting.
                 self.post(state, slot, ready);
                 return Updated::Waiting;

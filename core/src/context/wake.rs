@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, W, H> {
+impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<'s, N, L, W, H, K> {
     /// T6 deferral: hand the request to deferred work. Called by a waker
     /// holding a queue lock on which the request is linked.
     pub(super) fn defer(&self, slot: usize, extra: u32) {
@@ -96,7 +96,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                 if record.phase != Phase::Armed {
                     return None;
                 }
-                if let (true, Outcome::Ready(ready)) = (record.multishot, outcome) {
+                if let (true, Outcome::Ready(ready)) = (Self::is_multishot(record), outcome) {
                     // T16 multishot readiness posted inline: the request
                     // stays armed and on every queue. (Nothing to defer
                     // for a second queue: no entry leaves.)
@@ -110,7 +110,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify> Context<'s, N, L, 
                 }
                 // An awaited request's task is woken after the queue lock is
                 // released; with no room left for its waker, defer.
-                if record.delivery() == Delivery::Awaited && !batch.has_room() {
+                if Self::delivery_of(record) == Delivery::Awaited && !batch.has_room() {
                     return None;
                 }
                 transition!("T5 inline wakeup", slot);

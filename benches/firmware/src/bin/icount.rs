@@ -23,16 +23,15 @@ use core::hint::black_box;
 use core::pin::{pin, Pin};
 use core::sync::atomic::Ordering;
 
-use portable_atomic::{AtomicU32, AtomicU8};
 use core::task::{Context as TaskContext, Poll, RawWaker, RawWakerVTable, Waker};
+use portable_atomic::{AtomicU32, AtomicU8};
 
 use aiopoll::{Completion, Context, Events, Outcome};
-use aiopoll_firmware_bench::{timer, CortexMLocks, IrqEvent};
+use aiopoll_firmware_bench::{measure, report, timer, CortexMLocks, IrqEvent, ITERATIONS};
 use cortex_m_rt::{entry, exception};
 use cortex_m_semihosting::{debug, hprintln};
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 
-const ITERATIONS: u32 = 100_000;
 /// Requests per batch in the per-step measurements.
 const BATCH: usize = 32;
 const ROUNDS: u32 = 1_000;
@@ -170,25 +169,8 @@ fn awaited<F: Future>(wakes: Wakes, mut make: impl FnMut(usize) -> F) -> Option<
     )))
 }
 
-/// Instructions of `ITERATIONS` runs of `op`.
-#[inline(never)]
-fn measure(mut op: impl FnMut()) -> u64 {
-    let start = timer::now();
-    for _ in 0..ITERATIONS {
-        op();
-    }
-    let end = timer::now();
-    timer::instructions(u64::from(start.wrapping_sub(end)))
-}
-
 fn poll_once<F: Future + ?Sized>(future: Pin<&mut F>) -> Poll<F::Output> {
     future.poll(&mut TaskContext::from_waker(Waker::noop()))
-}
-
-fn report(name: &str, instructions: u64, per: u64, empty: u64) {
-    let per_op = instructions as f64 / per as f64;
-    let net = (instructions.saturating_sub(empty)) as f64 / per as f64;
-    hprintln!("{}\t{:.1}\t{:.1}", name, per_op, net);
 }
 
 /// Instructions spent in `step` over `ROUNDS` batches, with `before` and

@@ -1,0 +1,113 @@
+//! The round trips of `icount` on a context whose `Kinds` take queued
+//! one-shot requests only (`QueuedOneShot`), in a firmware of their own: a
+//! firmware that only submits, cancels and reaps has no context of another
+//! kind, and the compiler's inlining of one context's code depends on what
+//! else the firmware holds. Run by `cargo xtask size` beside `icount`, whose
+//! peers' rows these are compared with.
+#![no_std]
+#![no_main]
+
+use core::hint::black_box;
+use core::pin::Pin;
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use aiopoll::{Completion, Context, Events, Outcome, QueuedOneShot};
+use aiopoll_firmware_bench::{measure, report, timer, CortexMLocks, IrqEvent, ITERATIONS};
+use cortex_m_rt::{entry, exception};
+use cortex_m_semihosting::{debug, hprintln};
+
+static FLAG: IrqEvent = IrqEvent::new();
+static SMALL: Context<'static, 4, CortexMLocks, 2, (), QueuedOneShot> = Context::new();
+/// PendSV raises `FLAG` (else it does nothing).
+static RAISE: AtomicBool = AtomicBool::new(false);
+
+#[exception]
+fn PendSV() {
+    if RAISE.load(Ordering::Relaxed) {
+        FLAG.raise(Events::IN);
+    }
+}
+
+#[entry]
+fn main() -> ! {
+    timer::start();
+    hprintln!("case\tinstructions/op\tnet of the empty loop");
+    let empty = measure(|| {
+        black_box(());
+    });
+    report(
+        "empty loop (QueuedOneShot firmware)",
+        empty,
+        u64::from(ITERATIONS),
+        0,
+    );
+
+    let small = Pin::static_ref(&SMALL);
+    let mut out = [Completion::EMPTY; 1];
+    let mut all_ok = true;
+    let round_trip = measure(|| {
+        let (flag, context) = black_box((&FLAG, small));
+        let submitted = context.submit(flag, Events::IN, 1).is_ok();
+        flag.raise(Events::IN);
+        let reaped = context.reap(&mut out);
+        flag.clear(Events::IN);
+        black_box(submitted && reaped == 1);
+    });
+    report(
+        "aiopoll QueuedOneShot submit->wake->reap",
+        round_trip,
+        u64::from(ITERATIONS),
+        empty,
+    );
+    let cancel = measure(|| {
+        let (flag, context) = black_box((&FLAG, small));
+        let cancelled = match context.submit(flag, Events::IN, 1) {
+            Ok(handle) => context.cancel(handle).is_ok(),
+            Err(_) => false,
+        };
+        let reaped = context.reap(&mut out);
+        black_box(cancelled && reaped == 1 && out[0].outcome == Outcome::Cancelled);
+    });
+    report(
+        "aiopoll QueuedOneShot submit->cancel->reap",
+        cancel,
+        u64::from(ITERATIONS),
+        empty,
+    );
+    RAISE.store(true, Ordering::Relaxed);
+    let irq = measure(|| {
+        let context = black_box(small);
+        let submitted = context.submit(&FLAG, Events::IN, 1).is_ok();
+        cortex_m::peripheral::SCB::set_pendsv();
+        let reaped = context.reap(&mut out);
+        FLAG.clear(Events::IN);
+        black_box(submitted && reaped == 1);
+    });
+    RAISE.store(false, Ordering::Relaxed);
+    report(
+        "aiopoll QueuedOneShot submit->interrupt wake->reap",
+        irq,
+        u64::from(ITERATIONS),
+        empty,
+    );
+
+    // Every request completed exactly once, and nothing is left.
+    all_ok &= small.completions() == 0 && small.stats().submitted == small.stats().reaped;
+    debug::exit(if all_ok {
+        debug::EXIT_SUCCESS
+    } else {
+        debug::EXIT_FAILURE
+    });
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    hprintln!("panic: {}", info);
+    debug::exit(debug::EXIT_FAILURE);
+    loop {
+        cortex_m::asm::wfi();
+    }
+}
