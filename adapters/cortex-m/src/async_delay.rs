@@ -5,6 +5,7 @@ use core::future::poll_fn;
 use core::pin::Pin;
 use core::task::Poll;
 
+use aiopoll::kinds::{EveryKind, Kinds, TakesAwaited};
 use aiopoll::{Context, Events, Locks, Notify, Outcome};
 use embedded_hal_async::delay::DelayNs;
 
@@ -46,28 +47,42 @@ use crate::Ticks;
 ///     }
 /// }
 /// ```
-pub struct AsyncDelay<'a, 's, const N: usize, L: Locks, const W: usize, H: Notify> {
-    context: Pin<&'a Context<'s, N, L, W, H>>,
+pub struct AsyncDelay<
+    'a,
+    's,
+    const N: usize,
+    L: Locks,
+    const W: usize,
+    H: Notify,
+    K: Kinds = EveryKind,
+> {
+    context: Pin<&'a Context<'s, N, L, W, H, K>>,
     ticks: &'a Ticks<L::Queue>,
     tick_ns: u32,
 }
 
-impl<const N: usize, L: Locks, const W: usize, H: Notify> Clone for AsyncDelay<'_, '_, N, L, W, H> {
+impl<const N: usize, L: Locks, const W: usize, H: Notify, K: TakesAwaited> Clone
+    for AsyncDelay<'_, '_, N, L, W, H, K>
+{
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<const N: usize, L: Locks, const W: usize, H: Notify> Copy for AsyncDelay<'_, '_, N, L, W, H> {}
+impl<const N: usize, L: Locks, const W: usize, H: Notify, K: TakesAwaited> Copy
+    for AsyncDelay<'_, '_, N, L, W, H, K>
+{
+}
 
-impl<'a, 's, const N: usize, L: Locks, const W: usize, H: Notify> AsyncDelay<'a, 's, N, L, W, H>
+impl<'a, 's, const N: usize, L: Locks, const W: usize, H: Notify, K: TakesAwaited>
+    AsyncDelay<'a, 's, N, L, W, H, K>
 where
     L::Queue: Send + Sync,
 {
     /// Delays on `ticks`, which advances every `tick_ns` nanoseconds (0 is
     /// taken as 1), with requests in `context`.
     pub fn new(
-        context: Pin<&'a Context<'s, N, L, W, H>>,
+        context: Pin<&'a Context<'s, N, L, W, H, K>>,
         ticks: &'a Ticks<L::Queue>,
         tick_ns: u32,
     ) -> Self {
@@ -112,7 +127,8 @@ where
     }
 }
 
-impl<const N: usize, L: Locks, const W: usize, H: Notify> DelayNs for AsyncDelay<'_, '_, N, L, W, H>
+impl<const N: usize, L: Locks, const W: usize, H: Notify, K: TakesAwaited> DelayNs
+    for AsyncDelay<'_, '_, N, L, W, H, K>
 where
     L::Queue: Send + Sync,
 {

@@ -33,7 +33,7 @@
 use core::fmt;
 use core::sync::atomic::{fence, AtomicU32, Ordering};
 
-use aiopoll::{Context, Locks, Notify};
+use aiopoll::{Context, Kinds, Locks, Notify};
 
 /// A hardware timer for [`DeadlineTimer`]: the clock that deadlines are
 /// given in, and one alarm on it that raises the timer's interrupt.
@@ -189,8 +189,8 @@ impl<H: Notify, A: Alarm> DeadlineTimer<H, A> {
     /// (an interrupt does not preempt itself), or, in a firmware without
     /// one, the loop that reaps. Two callers that may preempt each other
     /// could leave the alarm set for a later deadline than the earliest.
-    pub fn run_deferred<const N: usize, L: Locks, const W: usize>(
-        context: &Context<'_, N, L, W, Self>,
+    pub fn run_deferred<const N: usize, L: Locks, const W: usize, K: Kinds>(
+        context: &Context<'_, N, L, W, Self, K>,
     ) -> usize {
         let timer = context.hooks();
         // Every deadline that arms from here on pends this work again,

@@ -4,6 +4,7 @@
 use core::fmt;
 use core::pin::Pin;
 
+use aiopoll::kinds::{EveryKind, Kinds, TakesAwaited};
 use aiopoll::lock_api::RawMutex;
 use aiopoll::{Context, Events, Locks, Notify, Outcome, PollTable, Source, SubmitError};
 use embedded_hal::digital::{ErrorKind, ErrorType, InputPin};
@@ -97,18 +98,31 @@ impl embedded_hal::digital::Error for WaitError {
 ///     }
 /// }
 /// ```
-pub struct WaitPin<'a, 's, P, const N: usize, L: Locks, const W: usize, H: Notify> {
-    context: Pin<&'a Context<'s, N, L, W, H>>,
+pub struct WaitPin<
+    'a,
+    's,
+    P,
+    const N: usize,
+    L: Locks,
+    const W: usize,
+    H: Notify,
+    K: Kinds = EveryKind,
+> {
+    context: Pin<&'a Context<'s, N, L, W, H, K>>,
     pin: &'a PinSource<P, L::Queue>,
 }
 
-impl<'a, 's, P, const N: usize, L: Locks, const W: usize, H: Notify> WaitPin<'a, 's, P, N, L, W, H>
+impl<'a, 's, P, const N: usize, L: Locks, const W: usize, H: Notify, K: TakesAwaited>
+    WaitPin<'a, 's, P, N, L, W, H, K>
 where
     P: InputPin + Send,
     L::Queue: Send + Sync,
 {
     /// Waits on `pin`, with requests in `context`.
-    pub fn new(context: Pin<&'a Context<'s, N, L, W, H>>, pin: &'a PinSource<P, L::Queue>) -> Self {
+    pub fn new(
+        context: Pin<&'a Context<'s, N, L, W, H, K>>,
+        pin: &'a PinSource<P, L::Queue>,
+    ) -> Self {
         WaitPin { context, pin }
     }
 
@@ -139,13 +153,14 @@ where
     }
 }
 
-impl<P, const N: usize, L: Locks, const W: usize, H: Notify> ErrorType
-    for WaitPin<'_, '_, P, N, L, W, H>
+impl<P, const N: usize, L: Locks, const W: usize, H: Notify, K: TakesAwaited> ErrorType
+    for WaitPin<'_, '_, P, N, L, W, H, K>
 {
     type Error = WaitError;
 }
 
-impl<P, const N: usize, L: Locks, const W: usize, H: Notify> Wait for WaitPin<'_, '_, P, N, L, W, H>
+impl<P, const N: usize, L: Locks, const W: usize, H: Notify, K: TakesAwaited> Wait
+    for WaitPin<'_, '_, P, N, L, W, H, K>
 where
     P: InputPin + Send,
     L::Queue: Send + Sync,

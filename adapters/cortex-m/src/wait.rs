@@ -2,7 +2,7 @@
 //! ([`reap_or_sleep`]), and the two ways of sleeping in it (`WFI` for
 //! [`reap_blocking`], `WFE` for [`reap_across_cores`]).
 
-use aiopoll::{Completion, Context, Locks, Notify};
+use aiopoll::{Completion, Context, Kinds, Locks, Notify};
 
 /// The loop behind every blocking reap: reaps into `out`; while nothing
 /// came, calls `sleep` and reaps again. Returns how many completions it
@@ -13,10 +13,10 @@ use aiopoll::{Completion, Context, Locks, Notify};
 /// it sleeps; it must return when an interrupt (or another core) may have
 /// completed something. Every reap runs pending deferred work first, so
 /// deferred completions are never stranded while the loop waits.
-pub(crate) fn reap_or_sleep<const N: usize, L: Locks, const W: usize, H: Notify>(
-    context: &Context<'_, N, L, W, H>,
+pub(crate) fn reap_or_sleep<const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds>(
+    context: &Context<'_, N, L, W, H, K>,
     out: &mut [Completion],
-    mut sleep: impl FnMut(&Context<'_, N, L, W, H>),
+    mut sleep: impl FnMut(&Context<'_, N, L, W, H, K>),
 ) -> usize {
     if out.is_empty() {
         return 0;
@@ -36,8 +36,8 @@ pub(crate) fn reap_or_sleep<const N: usize, L: Locks, const W: usize, H: Notify>
 /// interrupt that became pending meanwhile (its handler runs as soon as
 /// the mask is lifted): a completion that lands after the reap's last look
 /// is never slept through.
-fn sleep_until_interrupt<const N: usize, L: Locks, const W: usize, H: Notify>(
-    context: &Context<'_, N, L, W, H>,
+fn sleep_until_interrupt<const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds>(
+    context: &Context<'_, N, L, W, H, K>,
 ) {
     cortex_m::interrupt::free(|_| {
         if context.completions() == 0 && !context.has_deferred_work() {
@@ -53,8 +53,8 @@ fn sleep_until_interrupt<const N: usize, L: Locks, const W: usize, H: Notify>(
 /// interrupts masked, and `WFI` still wakes for an interrupt that became
 /// pending meanwhile; the handler runs as soon as the mask is lifted.
 /// Deferred work that is pending is run by the reap itself.
-pub fn reap_blocking<const N: usize, L: Locks, const W: usize, H: Notify>(
-    context: &Context<'_, N, L, W, H>,
+pub fn reap_blocking<const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds>(
+    context: &Context<'_, N, L, W, H, K>,
     out: &mut [Completion],
 ) -> usize {
     reap_or_sleep(context, out, sleep_until_interrupt)
@@ -72,8 +72,8 @@ pub fn reap_blocking<const N: usize, L: Locks, const W: usize, H: Notify>(
 /// return at once, and no wakeup is lost. (With the `()` hook nothing
 /// signals, and this may sleep until some other event.) Interrupts of this
 /// core end `WFE` too; pending deferred work is run by the reap itself.
-pub fn reap_across_cores<const N: usize, L: Locks, const W: usize, H: Notify>(
-    context: &Context<'_, N, L, W, H>,
+pub fn reap_across_cores<const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds>(
+    context: &Context<'_, N, L, W, H, K>,
     out: &mut [Completion],
 ) -> usize {
     reap_or_sleep(context, out, |_| cortex_m::asm::wfe())
@@ -143,6 +143,27 @@ mod tests {
         });
         assert_eq!((count, sleeps), (1, 1));
         assert_eq!(out[0].user_data, 9);
+        assert_eq!(context.stats().completed_by_deferred_work, 1);
+    }
+
+    #[test]
+    fn a_queued_one_shot_context_sleeps_and_reaps_the_same() {
+        // A firmware that names `QueuedOneShot` for its flash uses the same
+        // blocking reap, deferred completions included.
+        let event = IrqEvent::new();
+        let context = pin!(Context::<'_, 4, CortexMLocks, 2, (), aiopoll::QueuedOneShot>::new());
+        context.as_ref().submit(&event, Events::IN, 3).unwrap();
+        let mut out = [Completion::EMPTY; 1];
+        let mut sleeps = 0;
+        let count = reap_or_sleep(&context, &mut out, |_| {
+            sleeps += 1;
+            event.raise_unkeyed(Events::IN);
+        });
+        assert_eq!((count, sleeps), (1, 1));
+        assert_eq!(
+            (out[0].user_data, out[0].outcome),
+            (3, Outcome::Ready(Events::IN))
+        );
         assert_eq!(context.stats().completed_by_deferred_work, 1);
     }
 
