@@ -52,7 +52,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
             // Nothing can have a deadline.
             return 0;
         }
-        self.end_where(|record| record.deadline <= now, Outcome::TimedOut)
+        self.end_where(|_, deadline| deadline <= now, Outcome::TimedOut)
     }
 
     /// The earliest deadline of a pending request, if any (for the adapter
@@ -64,12 +64,13 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
         }
         let locked = Locked::lock(&self.lock);
         self.with_state(&locked, |state| {
-            state
-                .slots
-                .iter()
-                .filter(|record| record.phase == Phase::Armed && record.deadline != NO_DEADLINE)
-                .map(|record| record.deadline)
-                .min()
+            self.with_deadlines(&locked, |deadlines| {
+                (0..N)
+                    .filter(|&slot| state.slots[slot].phase == Phase::Armed)
+                    .map(|slot| deadlines.get(slot))
+                    .filter(|&deadline| deadline != NO_DEADLINE)
+                    .min()
+            })
         })
     }
 }

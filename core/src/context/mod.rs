@@ -180,7 +180,7 @@ use core::task::Waker;
 
 use crate::completion::{Completion, Handle, Outcome};
 use crate::error::{CancelError, SubmitError};
-use crate::kinds::{EveryKind, Kinds};
+use crate::kinds::{DeadlineStore, EveryKind, Kinds};
 use crate::locks::{Locks, SpinLocks};
 use crate::source::{PollTable, Registrar, Source};
 use crate::sync::{AtomicBool, AtomicU32, ContextInQueue, Locked, Ordering, Release, UnsafeCell};
@@ -335,6 +335,10 @@ pub struct Context<
     header: ContextHeader,
     lock: L::Context,
     state: UnsafeCell<State<'s, L::Queue, N>>,
+    /// Each armed request's deadline, under the context lock (like
+    /// `state`): a `u64` per slot, or nothing where the kinds leave
+    /// deadlines out.
+    deadlines: UnsafeCell<K::Deadlines<N>>,
     /// The wake word of each slot: its events (written under the context
     /// lock, read by wakers), and `PENDING` and `GONE` (written by wakers
     /// under a queue lock, consumed under the context lock).
@@ -428,6 +432,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
                     awaited: 0,
                 },
             }),
+            deadlines: UnsafeCell::new(<K::Deadlines<N> as DeadlineStore>::EMPTY),
             words: [const { AtomicU32::new(0) }; N],
             entries: [const { [const { WaitEntry::new() }; W] }; N],
             deferred: AtomicBool::new(false),
@@ -471,6 +476,10 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
             core::ptr::addr_of_mut!((*state).lists).write(Lists::EMPTY);
             core::ptr::addr_of_mut!((*state).slot_waiters).write(WaiterList::EMPTY);
             core::ptr::addr_of_mut!((*state).stats).write(Stats::default());
+            // Every deadline store is valid all zeros (`DeadlineStore`'s
+            // contract), and zeroing writes no `[u64; N]` on the stack.
+            let deadlines = core::ptr::addr_of_mut!((*place).deadlines) as *mut K::Deadlines<N>;
+            deadlines.write_bytes(0, 1);
             let words = core::ptr::addr_of_mut!((*place).words) as *mut AtomicU32;
             for slot in 0..N {
                 words.add(slot).write(AtomicU32::new(0));
@@ -503,6 +512,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
                 slot_waiters: WaiterList::EMPTY,
                 stats: Stats::default(),
             }),
+            deadlines: UnsafeCell::new(<K::Deadlines<N> as DeadlineStore>::EMPTY),
             words: core::array::from_fn(|_| AtomicU32::new(0)),
             entries: core::array::from_fn(|_| core::array::from_fn(|_| WaitEntry::new())),
             deferred: AtomicBool::new(false),
@@ -548,6 +558,23 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
     #[inline(always)]
     fn is_multishot(record: &Slot<'s, L::Queue>) -> bool {
         K::MULTISHOT && record.multishot
+    }
+
+    /// Runs `f` on the requests' deadlines, which the context lock
+    /// protects; `locked` is the proof that the lock is held. May be called
+    /// inside [`with_state`](Self::with_state)'s closure (another cell),
+    /// never inside its own.
+    #[inline(always)]
+    fn with_deadlines<R, How: Release<L::Context>>(
+        &self,
+        locked: &Locked<'_, L::Context, How>,
+        f: impl FnOnce(&mut K::Deadlines<N>) -> R,
+    ) -> R {
+        debug_assert!(locked.holds(&self.lock));
+        // SAFETY: `locked` shows the context lock is held, so nothing else
+        // touches the deadlines; `with_deadlines` is never nested.
+        self.deadlines
+            .with_mut(|deadlines| f(unsafe { &mut *deadlines }))
     }
 
     /// Runs `f` on the state the context lock protects; `locked` is the

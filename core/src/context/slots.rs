@@ -54,10 +54,6 @@ pub(super) struct Slot<'s, Q: lock_api::RawMutex> {
     /// or on no list): the free list while `Free`, the completion queue
     /// while its completion waits there. A slot is on at most one of them.
     pub(super) next: u16,
-    /// When the request times out (in the adapter's clock ticks), or
-    /// [`NO_DEADLINE`]; meaningful while the request is armed only (set
-    /// when it arms).
-    pub(super) deadline: u64,
 }
 
 /// A slot's deadline when it has none.
@@ -76,8 +72,6 @@ impl<Q: lock_api::RawMutex> Slot<'_, Q> {
         queues: 0,
         posted: Events::empty(),
         next: 0,
-        // Only read while the request is armed, and set when it arms.
-        deadline: 0,
     };
 }
 

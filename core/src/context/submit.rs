@@ -295,7 +295,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
                     // Its deadline is set before anybody else can see the
                     // slot (we hold the lock).
                     if K::DEADLINES {
-                        record.deadline = deadline;
+                        this.with_deadlines(locked, |deadlines| deadlines.set(slot, deadline));
                     }
                     // At most `W`, which is at most 255.
                     record.queues = registered as u8;
@@ -421,7 +421,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
     /// matched.
     pub fn cancel_user_data(&self, user_data: u64) -> usize {
         self.end_where(
-            |record| {
+            |record, _| {
                 Self::delivery_of(record) == Delivery::Queue && record.user_data() == user_data
             },
             Outcome::Cancelled,
@@ -436,7 +436,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
     pub fn cancel_source(&self, source: &dyn Source<L::Queue>) -> usize {
         let target = source as *const dyn Source<L::Queue> as *const ();
         self.end_where(
-            |record| {
+            |record, _| {
                 record.source.is_some_and(|source| {
                     core::ptr::eq(source as *const dyn Source<L::Queue> as *const (), target)
                 })
@@ -452,7 +452,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
     /// Returns how many it ended with `outcome`.
     pub(super) fn end_where(
         &self,
-        matches: impl Fn(&Slot<'s, L::Queue>) -> bool,
+        matches: impl Fn(&Slot<'s, L::Queue>, u64) -> bool,
         outcome: Outcome,
     ) -> usize {
         let mut ended = 0;
@@ -464,7 +464,11 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
             while slot < N && batch.has_room() {
                 let hit = self.with_state(&locked, |state| {
                     let record = &state.slots[slot];
-                    record.phase == Phase::Armed && matches(record)
+                    record.phase == Phase::Armed
+                        && matches(
+                            record,
+                            self.with_deadlines(&locked, |deadlines| deadlines.get(slot)),
+                        )
                 });
                 if hit && self.run_deferred_slot(&locked, slot, &mut batch) != SlotWork::Completed {
                     self.with_state(&locked, |state| {
