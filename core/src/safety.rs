@@ -36,9 +36,11 @@
 //!    model of `tests/loom.rs`.
 //! 5. **The state behind the context lock is touched only under it**, and
 //!    never across a call into a source or a hook (`with_state` never
-//!    re-enters). Guarded by loom's `UnsafeCell` and by the hostile-source
-//!    tests (`tests/hostile.rs`: a `poll` that wakes its own queue, that
-//!    panics).
+//!    re-enters). The same holds for the requests' deadlines, a cell of
+//!    their own (`with_deadlines`, called inside `with_state`'s closure at
+//!    most, never inside its own). Guarded by loom's `UnsafeCell` and by the
+//!    hostile-source tests (`tests/hostile.rs`: a `poll` that wakes its own
+//!    queue, that panics).
 //! 6. **A wake function removes at most the entry it was given**, so the
 //!    waker's saved `next` stays valid. Guarded by `fan_out_wakes_every_waiter`
 //!    (`tests/semantics.rs`) and the property test, under Miri.
