@@ -45,7 +45,7 @@ fn main() -> ! {
     defmt::info!(
         "aiopoll demo on lm3s6965evb: timer interrupt at priority 0x00, context ceiling 0x20"
     );
-    exit(demo::<Timer0, 4, _, _>(
+    exit(demo::<Timer0, 4, _, _, _>(
         Pin::static_ref(&CONTEXT),
         &TIMER,
         50_000,

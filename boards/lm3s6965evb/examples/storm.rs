@@ -42,7 +42,8 @@ fn GPIOB() {
 fn main() -> ! {
     enable(Interrupt::TIMER_0A, 0x00);
     enable(Interrupt::GPIOB, 0xE0);
-    let report = storm::<Timer0, 8, _, _>(Pin::static_ref(&CONTEXT), &TIMER, FIRST_PERIOD, PERIODS);
+    let report =
+        storm::<Timer0, 8, _, _, _>(Pin::static_ref(&CONTEXT), &TIMER, FIRST_PERIOD, PERIODS);
     defmt::info!(
         "sweep: {} timer periods ({}..{} cycles), {} distinct thread-mode instructions interrupted",
         PERIODS,

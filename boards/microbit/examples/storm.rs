@@ -3,21 +3,23 @@
 //! `aiopoll_scenarios::storm`). The context takes the critical-section lock,
 //! so the timer never preempts a holder; every fourth interrupt wakes
 //! unkeyed instead, and those completions go through deferred work in the
-//! pended TIMER1 line.
+//! pended TIMER1 line. Thread mode only submits, cancels and reaps, so the
+//! context takes queued one-shot requests alone (`QueuedOneShot`): the
+//! least flash and RAM, the smallest part.
 #![no_std]
 #![no_main]
 
 use core::pin::Pin;
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use aiopoll::{Context, Events};
+use aiopoll::{Context, Events, QueuedOneShot};
 use aiopoll_cortex_m::{CortexMLocks, IrqEvent, PendInterrupt};
 use aiopoll_scenarios::{enable, exit, storm};
 use cortex_m_rt::{entry, exception};
 use microbit::{timer0, Irq, Timer0, TIMER0, TIMER1};
 
 static TIMER: IrqEvent = IrqEvent::new();
-static CONTEXT: Context<'static, 8, CortexMLocks, 1, PendInterrupt<Irq>> =
+static CONTEXT: Context<'static, 8, CortexMLocks, 1, PendInterrupt<Irq>, QueuedOneShot> =
     Context::with_hooks(PendInterrupt(TIMER1));
 /// Interrupts so far (thread mode never writes it; load and store suffice
 /// on the M0).
@@ -47,6 +49,6 @@ unsafe fn DefaultHandler(irqn: i16) {
 fn main() -> ! {
     enable(TIMER0, 0x40);
     enable(TIMER1, 0xC0);
-    let report = storm::<Timer0, 8, _, _>(Pin::static_ref(&CONTEXT), &TIMER, 200, 26);
+    let report = storm::<Timer0, 8, _, _, _>(Pin::static_ref(&CONTEXT), &TIMER, 200, 26);
     exit(report.ok)
 }

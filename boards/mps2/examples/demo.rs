@@ -53,7 +53,7 @@ fn main() -> ! {
         "aiopoll demo on {}: timer interrupt at priority 0x00, context ceiling 0x20",
         board::NAME
     );
-    exit(demo::<Timer0, 4, _, _>(
+    exit(demo::<Timer0, 4, _, _, _>(
         Pin::static_ref(&CONTEXT),
         &TIMER,
         50_000,

@@ -48,7 +48,8 @@ extern "C" fn interrupt(frame: *const u32) {
 fn main() -> ! {
     enable(TIMER0_IRQ, 0x00);
     enable(SPARE_IRQ, 0xE0);
-    let report = storm::<Timer0, 8, _, _>(Pin::static_ref(&CONTEXT), &TIMER, FIRST_PERIOD, PERIODS);
+    let report =
+        storm::<Timer0, 8, _, _, _>(Pin::static_ref(&CONTEXT), &TIMER, FIRST_PERIOD, PERIODS);
     defmt::info!(
         "sweep: {} timer periods ({}..{} ticks), {} distinct thread-mode instructions interrupted",
         PERIODS,

@@ -55,7 +55,7 @@ fn main() -> ! {
         "aiopoll demo on {}: TIM2 interrupt at priority 0x00, context ceiling 0x20, deferred work at 0xF0",
         netduinoplus2::NAME
     );
-    exit(demo::<Tim2, 4, _, _>(
+    exit(demo::<Tim2, 4, _, _, _>(
         Pin::static_ref(&CONTEXT),
         &TIMER,
         SLOW_PERIOD,

@@ -63,7 +63,7 @@ fn main() -> ! {
     enable(Interrupt::TIM2, 0x00);
     enable(Interrupt::TIM3, 0xF0);
     let report =
-        storm::<Tim2Steps, 8, _, _>(Pin::static_ref(&CONTEXT), &TIMER, FIRST_PERIOD, PERIODS);
+        storm::<Tim2Steps, 8, _, _, _>(Pin::static_ref(&CONTEXT), &TIMER, FIRST_PERIOD, PERIODS);
     defmt::info!(
         "sweep: {} timer periods ({}..{} ticks), {} distinct thread-mode instructions interrupted",
         PERIODS,

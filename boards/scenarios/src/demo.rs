@@ -2,14 +2,14 @@
 
 use core::pin::Pin;
 
-use aiopoll::{Completion, Context, Events, Locks, Notify, Outcome};
+use aiopoll::{Completion, Context, Events, Kinds, Locks, Notify, Outcome};
 use aiopoll_cortex_m::{reap_blocking, IrqEvent};
 
 use crate::Timer;
 
 /// Submits a request for IN on `timer`, logging why when it is refused.
-fn submit<const N: usize, L: Locks, H: Notify>(
-    context: Pin<&Context<'static, N, L, 1, H>>,
+fn submit<const N: usize, L: Locks, H: Notify, K: Kinds>(
+    context: Pin<&Context<'static, N, L, 1, H, K>>,
     timer: &'static IrqEvent<L::Queue>,
     user_data: u64,
 ) -> Option<aiopoll::Handle>
@@ -42,8 +42,8 @@ where
 /// context's deferred-work interrupt calls `Context::run_deferred`; the
 /// timer is more urgent than the context's ceiling, so that it can land
 /// inside the context lock.
-pub fn demo<T: Timer, const N: usize, L: Locks, H: Notify>(
-    context: Pin<&Context<'static, N, L, 1, H>>,
+pub fn demo<T: Timer, const N: usize, L: Locks, H: Notify, K: Kinds>(
+    context: Pin<&Context<'static, N, L, 1, H, K>>,
     timer: &'static IrqEvent<L::Queue>,
     slow_period: u32,
     fast_period: u32,

@@ -1,6 +1,6 @@
 //! [`Ledger`]: the exactly-once bookkeeping every scenario keeps.
 
-use aiopoll::{Completion, Context, Events, Locks, Notify, Outcome};
+use aiopoll::{Completion, Context, Events, Kinds, Locks, Notify, Outcome};
 
 /// Which requests of a run completed, and how: one bit per request (its
 /// user data, counted from the first), set when its completion is reaped.
@@ -76,9 +76,9 @@ impl<const WORDS: usize> Ledger<WORDS> {
     }
 
     /// Reaps what is there into `out`, accounts it, and returns how many.
-    pub fn reap<const N: usize, L: Locks, const W: usize, H: Notify>(
+    pub fn reap<const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds>(
         &mut self,
-        context: &Context<'_, N, L, W, H>,
+        context: &Context<'_, N, L, W, H, K>,
         out: &mut [Completion],
     ) -> usize {
         let count = context.reap(out);

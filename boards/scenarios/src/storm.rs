@@ -5,7 +5,7 @@
 use core::cell::RefCell;
 use core::pin::Pin;
 
-use aiopoll::{Completion, Context, Events, Handle, Locks, Notify, SubmitError};
+use aiopoll::{Completion, Context, Events, Handle, Kinds, Locks, Notify, SubmitError};
 use aiopoll_cortex_m::IrqEvent;
 use critical_section::Mutex;
 
@@ -140,8 +140,8 @@ pub struct StormReport {
 /// requests) and raises `source`. Checks that every request completes
 /// exactly once, that no slot leaks and that wakeups were deferred;
 /// prints the counts through defmt.
-pub fn storm<T: Timer, const N: usize, L: Locks, H: Notify>(
-    context: Pin<&Context<'static, N, L, 1, H>>,
+pub fn storm<T: Timer, const N: usize, L: Locks, H: Notify, K: Kinds>(
+    context: Pin<&Context<'static, N, L, 1, H, K>>,
     source: &'static IrqEvent<L::Queue>,
     first_period: u32,
     periods: u32,
