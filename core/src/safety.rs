@@ -104,3 +104,11 @@
 //!     left its queue and with no lock held. Guarded by Miri on the awaited
 //!     requests' tests (`tests/request.rs`, among them
 //!     `forgetting_futures_is_sound_and_only_leaks_their_slots`).
+//! 13. **A list link names one of the context's slots.** The free list and
+//!     the completion queue link slots by number plus one (0 ends a list);
+//!     only `slots.rs` writes a link, each as `slot + 1` for a slot below
+//!     `N`, so the slot a nonzero link names is below `N`, which it tells
+//!     the compiler (`assert_unchecked`): submit and reap take a slot off a
+//!     list with no bounds check, and so no panic path. Checked on every
+//!     use in debug builds (the assertion's own precondition check), so by
+//!     every host test, the property test under Miri included.

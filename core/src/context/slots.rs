@@ -224,10 +224,27 @@ impl<Q: lock_api::RawMutex, const N: usize> State<'_, Q, N> {
         self.id = id;
     }
 
+    /// The slot a nonzero list link names (links are slot numbers plus
+    /// one, 0 ending a list).
+    #[inline(always)]
+    fn linked(link: u16) -> usize {
+        debug_assert!(link != 0);
+        let slot = usize::from(link.wrapping_sub(1));
+        // SAFETY: list links (`free`, `head`, `tail`, each slot's `next`)
+        // are written only in this module, each as `slot + 1` for a slot
+        // below `N` (a slot taken by `allocate`, or given to
+        // `push_completed` or `release` by a caller that indexed `slots`
+        // with it), or as 0, which callers never pass here (safety
+        // invariant 13). Told to the compiler, submit and reap index the
+        // slot they took off a list with no bounds check, so no panic path.
+        unsafe { core::hint::assert_unchecked(slot < N) };
+        slot
+    }
+
     pub(super) fn allocate(&mut self) -> Option<usize> {
         let lists = &mut self.lists;
         if lists.free != 0 {
-            let slot = usize::from(lists.free - 1);
+            let slot = Self::linked(lists.free);
             lists.free = self.slots[slot].next;
             lists.free_len -= 1;
             return Some(slot);
@@ -248,7 +265,7 @@ impl<Q: lock_api::RawMutex, const N: usize> State<'_, Q, N> {
         if lists.tail == 0 {
             lists.head = link;
         } else {
-            self.slots[usize::from(lists.tail - 1)].next = link;
+            self.slots[Self::linked(lists.tail)].next = link;
         }
         self.lists.tail = link;
         self.lists.queued += 1;
@@ -260,7 +277,7 @@ impl<Q: lock_api::RawMutex, const N: usize> State<'_, Q, N> {
         if lists.head == 0 {
             return None;
         }
-        let slot = usize::from(lists.head - 1);
+        let slot = Self::linked(lists.head);
         lists.head = self.slots[slot].next;
         if lists.head == 0 {
             lists.tail = 0;

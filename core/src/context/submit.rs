@@ -641,11 +641,15 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Registra
         let erased = queue as *const WaitQueue<L::Queue> as *mut ();
         // Registering twice on one queue is once (io_uring's double poll
         // does the same).
-        if self.queues[..self.registered].contains(&erased) {
+        // (`get`: no bounds checks, so no panic path; `registered` is at
+        // most `W` and the slot below `N`, so both are always there.)
+        let registered = self.queues.get(..self.registered).unwrap_or(&[]);
+        if registered.contains(&erased) {
             return;
         }
         let index = self.registered;
-        let Some(entry) = self.context.entries[usize::from(self.slot)].get(index) else {
+        let entries = self.context.entries.get(usize::from(self.slot));
+        let Some(entry) = entries.and_then(|entries| entries.get(index)) else {
             self.overflow = true;
             return;
         };

@@ -7,7 +7,11 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
     /// Takes every wait entry of `slot` off its queue, one queue lock at a
     /// time. The caller holds the context lock.
     pub(super) fn detach_all(&self, slot: usize) {
-        for entry in &self.entries[slot] {
+        // (`get`: no bounds check, so no panic path; `slot` is below `N`.)
+        let Some(entries) = self.entries.get(slot) else {
+            return;
+        };
+        for entry in entries {
             let queue = entry.queue();
             if !queue.is_null() {
                 // SAFETY: a non-null queue pointer was set by `attach` from a

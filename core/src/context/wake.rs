@@ -6,6 +6,7 @@ use super::*;
 impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<'s, N, L, W, H, K> {
     /// T6 deferral: hand the request to deferred work. Called by a waker
     /// holding a queue lock on which the request is linked.
+    #[inline(never)]
     pub(super) fn defer(&self, slot: usize, extra: u32) {
         transition!("T6 deferral", slot);
         let previous = self.words[slot].fetch_or(PENDING | extra, Ordering::AcqRel);
