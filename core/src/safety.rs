@@ -84,6 +84,10 @@
 //!     released (a wakeup that finds the batch full defers instead); stale
 //!     wakers are dropped after the unlock. Not a memory-safety invariant,
 //!     but what keeps a waker that re-enters aiopoll from deadlocking.
+//!     A context's own batches are `TaskWakers`, which drop their
+//!     `WakeBatch` once, in their own drop, and only for kinds that take
+//!     awaited requests: only those have task wakers, so for the others the
+//!     batch is always empty and is left as it is.
 //!     Guarded by `more_awaited_requests_on_one_queue_than_a_wake_batch_all_complete_once`.
 //! 11. **A lock taken nested inside the other lock of its pair excludes as
 //!     the lock itself would.** [`Locks`](crate::Locks) is an `unsafe`

@@ -196,7 +196,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
     pub(crate) fn cancel_awaited(&self, slot: u16, generation: u32) {
         let slot = usize::from(slot);
         // Before the guard; forgotten (dropped unwoken) after the unlock.
-        let mut batch = WakeBatch::new();
+        let mut batch = TaskWakers::<K>::new();
         // This future's own task waker, which T9 takes out of the slot:
         // dropped unwoken after the unlock, without a trip through `batch`.
         let mut own = None;

@@ -16,7 +16,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
                 return completed;
             }
             // Before the guard: awaiting tasks are woken after the unlock.
-            let mut batch = WakeBatch::new();
+            let mut batch = TaskWakers::<K>::new();
             let locked = Locked::lock(&self.lock);
             let pass = self.run_deferred_locked(&locked, &mut batch);
             drop(locked);

@@ -231,6 +231,57 @@ fn word_events(word: u32) -> Events {
     Events::from_bits_retain(word as u16)
 }
 
+/// The task wakers one operation of a context collects ([`WakeBatch`]):
+/// declared before the lock guard they serve, and called when dropped, once
+/// the lock is released. Only awaited requests have task wakers, so for a
+/// context whose [`Kinds`] leave them out the batch is never looked at: its
+/// drop is empty, and the compiler drops the code that would call it.
+pub(crate) struct TaskWakers<K: Kinds> {
+    batch: core::mem::ManuallyDrop<WakeBatch>,
+    _kinds: PhantomData<K>,
+}
+
+impl<K: Kinds> TaskWakers<K> {
+    #[inline(always)]
+    pub(crate) const fn new() -> Self {
+        TaskWakers {
+            batch: core::mem::ManuallyDrop::new(WakeBatch::new()),
+            _kinds: PhantomData,
+        }
+    }
+}
+
+impl<K: Kinds> core::ops::Deref for TaskWakers<K> {
+    type Target = WakeBatch;
+
+    #[inline(always)]
+    fn deref(&self) -> &WakeBatch {
+        &self.batch
+    }
+}
+
+impl<K: Kinds> core::ops::DerefMut for TaskWakers<K> {
+    #[inline(always)]
+    fn deref_mut(&mut self) -> &mut WakeBatch {
+        &mut self.batch
+    }
+}
+
+impl<K: Kinds> Drop for TaskWakers<K> {
+    #[inline(always)]
+    fn drop(&mut self) {
+        // Without awaited requests the batch is empty (only an awaited
+        // request's completion pushes a waker), and its wakers need no
+        // drop (`WakeBatch` keeps them in a `ManuallyDrop` vector, called
+        // or cleared by its methods): nothing to do.
+        if K::AWAITED {
+            // SAFETY: the batch is dropped here, in its wrapper's own drop,
+            // once, and never used again.
+            unsafe { core::mem::ManuallyDrop::drop(&mut self.batch) };
+        }
+    }
+}
+
 /// Notifications from a context to its adapter.
 ///
 /// Both run with aiopoll locks held, possibly in an interrupt handler (the

@@ -23,7 +23,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
         loop {
             // Before the guard: tasks whose awaited requests the deferred
             // work completes are woken once the lock is released.
-            let mut batch = WakeBatch::new();
+            let mut batch = TaskWakers::<K>::new();
             let locked = Locked::lock(&self.lock);
             if self.run_deferred_locked(&locked, &mut batch).more {
                 // Out of room for wakers: wake them unlocked, then go on.

@@ -212,7 +212,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
     fn wake_slot_waiters_slow(&self, mut freed: usize) {
         while freed > 0 && self.waiting_for_slot.load(Ordering::Relaxed) > 0 {
             // Before the guard: woken once the lock is released.
-            let mut batch = WakeBatch::new();
+            let mut batch = TaskWakers::<K>::new();
             let locked = Locked::lock(&self.lock);
             self.with_state(&locked, |state| {
                 while freed > 0 && batch.has_room() {

@@ -380,7 +380,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
             return Err(CancelError::NotFound);
         }
         // A queued request has no waker: this batch stays empty.
-        let mut batch = WakeBatch::new();
+        let mut batch = TaskWakers::<K>::new();
         let locked = Locked::lock(&self.lock);
         self.with_state(&locked, |state| {
             if handle.context != state.id {
@@ -459,7 +459,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
         let mut slot = 0;
         while slot < N {
             // Before the guard: woken once the lock is released.
-            let mut batch = WakeBatch::new();
+            let mut batch = TaskWakers::<K>::new();
             let locked = Locked::lock(&self.lock);
             while slot < N && batch.has_room() {
                 let hit = self.with_state(&locked, |state| {

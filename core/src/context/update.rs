@@ -83,7 +83,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
             return Err(UpdateError::NotFound);
         }
         // A queued request has no waker: this batch stays empty.
-        let mut batch = WakeBatch::new();
+        let mut batch = TaskWakers::<K>::new();
         let locked = Locked::lock(&self.lock);
         let found = self.with_state(&locked, |state| {
             let record = &state.slots[slot];
