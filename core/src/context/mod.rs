@@ -138,6 +138,17 @@
 //! queues, T12), `awaited` (the context's side of [`Request`](crate::Request)
 //! futures, T13), `slot_waiters` (futures waiting for a slot), `update` (T14), `deadline` (T15); T16 is `ring::post`.
 //!
+//! ## Kinds
+//!
+//! A context's last type parameter, its [`Kinds`], says which kinds of
+//! request it takes beyond queued one-shot ones. Where it leaves one out,
+//! the transitions that only that kind makes never happen: no `Awaited`
+//! delivery (so no T13, no waiting for a slot, no task wakers), no T16, no
+//! T15. Their checks test the kind's constant first, so the compiler drops
+//! their code; the other transitions are the same code for every kind.
+//! Each armed request's deadline is kept beside the slots, in the context's
+//! [`Kinds::Deadlines`] (nothing where deadlines are left out).
+//!
 //! ## Lock order
 //!
 //! Context lock, then one wait-queue lock at a time; never two queue locks
