@@ -151,6 +151,7 @@ impl<const N: usize> DeadlineStore for [u64; N] {
 /// The [`DeadlineStore`] of a context whose [`Kinds`] leave deadlines out:
 /// no memory, and no request ever has a deadline.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct NoDeadlines;
 
 impl DeadlineStore for NoDeadlines {
