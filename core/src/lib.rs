@@ -7,6 +7,8 @@
 //! - The wait queues' entries, keys and locking: [`wait_queue`].
 //! - Every invariant the `unsafe` code relies on, and the test that guards
 //!   it: [`safety`].
+//! - Which kinds of request a context takes, and what leaving one out saves
+//!   (flash, instructions, a deadline per slot): [`kinds`].
 //!
 //! The entry points: [`Context::submit`], [`Context::cancel`],
 //! [`Context::reap`], [`Context::run_deferred`]; a source implements
