@@ -95,6 +95,12 @@ impl WakeBatch {
         !self.wakers.is_full()
     }
 
+    /// Whether it holds no waker.
+    #[inline]
+    pub(crate) fn is_empty(&self) -> bool {
+        self.wakers.is_empty()
+    }
+
     /// Keeps `waker` to be called later. The caller has checked
     /// [`has_room`](Self::has_room); a waker that does not fit is dropped,
     /// never called under a lock.

@@ -289,6 +289,11 @@ impl<K: Kinds> Drop for TaskWakers<K> {
             // SAFETY: the batch is dropped here, in its wrapper's own drop,
             // once, and never used again.
             unsafe { core::mem::ManuallyDrop::drop(&mut self.batch) };
+        } else {
+            debug_assert!(
+                self.batch.is_empty(),
+                "a task waker without awaited requests"
+            );
         }
     }
 }
