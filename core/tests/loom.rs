@@ -10,7 +10,10 @@ use std::pin::Pin;
 use std::sync::OnceLock;
 
 use aiopoll::lock_api::{GuardSend, RawMutex};
-use aiopoll::{CancelError, Completion, Context, Events, Outcome, PollTable, Source, WaitQueue};
+use aiopoll::{
+    CancelError, Completion, Context, Events, EveryKind, Kinds, Outcome, PollTable, QueuedOneShot,
+    Source, WaitQueue,
+};
 use loom::sync::atomic::{AtomicU16, Ordering};
 use loom::sync::{Condvar, Mutex};
 use loom::thread;
@@ -58,7 +61,8 @@ unsafe impl RawMutex for LoomLock {
 }
 
 type Locks = (LoomLock, LoomLock);
-type Ctx = Context<'static, 2, Locks, 2>;
+/// The models' context, of kinds `K`: every kind unless a model says.
+type Ctx<K = EveryKind> = Context<'static, 2, Locks, 2, (), K>;
 
 struct Device {
     ready: AtomicU16,
@@ -119,13 +123,17 @@ fn model(f: impl Fn() + Sync + Send + 'static) {
 }
 
 fn context() -> Pin<&'static Ctx> {
-    let context = Box::leak(Box::new(Ctx::new()));
+    context_of::<EveryKind>()
+}
+
+fn context_of<K: Kinds>() -> Pin<&'static Ctx<K>> {
+    let context = Box::leak(Box::new(Ctx::<K>::new()));
     // Make the lock's loom atomic now, before any thread is spawned.
     assert_eq!(context.in_use(), 0);
     Pin::static_ref(context)
 }
 
-fn reap_all(context: &Ctx) -> Vec<Completion> {
+fn reap_all<K: Kinds>(context: &Ctx<K>) -> Vec<Completion> {
     let mut out = vec![Completion::EMPTY; 2];
     let count = context.reap(&mut out);
     out.truncate(count);
@@ -133,7 +141,7 @@ fn reap_all(context: &Ctx) -> Vec<Completion> {
 }
 
 /// Exactly one completion with user data 1, every slot free, nothing queued.
-fn exactly_once(device: &Device, context: &Ctx, mut seen: Vec<Completion>) -> Outcome {
+fn exactly_once<K: Kinds>(device: &Device, context: &Ctx<K>, mut seen: Vec<Completion>) -> Outcome {
     let deferred_before = context.has_deferred_work();
     seen.extend(reap_all(context));
     assert!(
@@ -263,6 +271,44 @@ fn deferred_wakeup_ordered_before_cancel_wins() {
     });
 }
 
+/// Scenario 4 and issue 10's item 1 on a context whose kinds take queued
+/// one-shot requests only (`QueuedOneShot`: the checks of the other kinds
+/// are constants there): a wakeup on the second of two queues (which
+/// defers) races a cancel and the deferred work.
+#[test]
+fn queued_one_shot_deferred_wakeup_vs_cancel() {
+    model(|| {
+        let device = Device::new(2);
+        let context = context_of::<QueuedOneShot>();
+        let handle = context.submit(device, Events::IN, 1).unwrap();
+        let waker = thread::spawn(move || device.raise(1, Events::IN));
+        let worker = thread::spawn(move || context.run_deferred());
+        let cancelled = context.cancel(handle);
+        waker.join().unwrap();
+        worker.join().unwrap();
+        let outcome = exactly_once(device, &context, Vec::new());
+        match cancelled {
+            Ok(_) => assert_eq!(outcome, Outcome::Cancelled),
+            Err(CancelError::NotFound) => assert_eq!(outcome, Outcome::Ready(Events::IN)),
+        }
+    });
+}
+
+/// Scenario 1 on a `QueuedOneShot` context: the wakeup fires while `poll`
+/// is still running.
+#[test]
+fn queued_one_shot_wakeup_fires_before_poll_returns() {
+    model(|| {
+        let device = Device::new(1);
+        let context = context_of::<QueuedOneShot>();
+        let waker = thread::spawn(move || device.raise(0, Events::IN));
+        context.submit(device, Events::IN, 1).unwrap();
+        waker.join().unwrap();
+        let outcome = exactly_once(device, &context, Vec::new());
+        assert_eq!(outcome, Outcome::Ready(Events::IN));
+    });
+}
+
 /// Scenario 8: the queue is torn down while a wakeup and a cancel race.
 #[test]
 fn teardown_vs_wakeup_vs_cancel() {
@@ -346,7 +392,7 @@ fn submit_wake_and_reap_on_three_threads() {
 fn context_drop_vs_wakeup() {
     model(|| {
         let device = Device::new(1);
-        let context = Box::pin(Ctx::new());
+        let context = Box::pin(<Ctx>::new());
         assert_eq!(context.in_use(), 0);
         context.as_ref().submit(device, Events::IN, 1).unwrap();
         let waker = thread::spawn(move || device.raise(0, Events::IN));
