@@ -56,7 +56,8 @@ pub(super) struct Slot<'s, Q: lock_api::RawMutex> {
     pub(super) next: u16,
 }
 
-/// A slot's deadline when it has none.
+/// A request's deadline when it has none (what `NoDeadlines` reports for
+/// every slot).
 pub(super) const NO_DEADLINE: u64 = u64::MAX;
 
 impl<Q: lock_api::RawMutex> Slot<'_, Q> {
