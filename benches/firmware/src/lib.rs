@@ -1,8 +1,10 @@
 //! What the bench firmware's programs share: the Cortex-M adapter's locks
-//! and interrupt source (re-exported), and the timer that counts
-//! instructions under `-icount` on each QEMU machine the firmware is built
-//! for (thumbv7m: mps2-an385's Cortex-M3; thumbv6m: microbit's Cortex-M0;
-//! thumbv8m.main: mps2-an505's Cortex-M33).
+//! and interrupt source (re-exported), the timer that counts instructions
+//! under `-icount` on each QEMU machine the firmware is built for
+//! (thumbv7m: mps2-an385's Cortex-M3; thumbv6m: microbit's Cortex-M0;
+//! thumbv8m.main: mps2-an505's Cortex-M33), the measuring loop and report
+//! of the instruction-count programs (`icount`, `icount-queued`), and the
+//! size firmware's loop (`size-aiopoll`, `size-aiopoll-queued`).
 #![no_std]
 
 pub use aiopoll_cortex_m::{CortexMLocks, IrqEvent};
