@@ -299,11 +299,12 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
                     }
                     // At most `W`, which is at most 255.
                     record.queues = registered as u8;
-                    if Self::delivery_of(record) == Delivery::Awaited {
+                    // `waker()` tells an awaited request (only kinds that
+                    // take them can have one). No lock-free reader yet:
+                    // wakeups during `poll` could only defer, and deferred
+                    // work needs the lock we hold.
+                    if K::AWAITED {
                         if let Some(slot_waker) = record.waker() {
-                            // An awaited request. No lock-free reader yet:
-                            // wakeups during `poll` could only defer, and
-                            // deferred work needs the lock we hold.
                             *slot_waker = waker.take();
                         }
                     }
