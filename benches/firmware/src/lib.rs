@@ -13,7 +13,7 @@ use core::hint::black_box;
 use core::pin::Pin;
 
 use aiopoll::{Completion, Context, Events, Kinds};
-use cortex_m_semihosting::hprintln;
+use cortex_m_semihosting::{debug, hprintln};
 
 /// Runs per case of the instruction-count firmware.
 pub const ITERATIONS: u32 = 100_000;
@@ -35,6 +35,18 @@ pub fn report(name: &str, instructions: u64, per: u64, empty: u64) {
     let per_op = instructions as f64 / per as f64;
     let net = (instructions.saturating_sub(empty)) as f64 / per as f64;
     hprintln!("{}\t{:.1}\t{:.1}", name, per_op, net);
+}
+
+/// Ends the QEMU run: exit status 0 if `ok`, 1 otherwise.
+pub fn exit(ok: bool) -> ! {
+    debug::exit(if ok {
+        debug::EXIT_SUCCESS
+    } else {
+        debug::EXIT_FAILURE
+    });
+    loop {
+        cortex_m::asm::wfi();
+    }
 }
 
 /// The loop of the size firmware (`size-aiopoll`, `size-aiopoll-queued`):

@@ -27,9 +27,9 @@ use core::task::{Context as TaskContext, Poll, RawWaker, RawWakerVTable, Waker};
 use portable_atomic::{AtomicU32, AtomicU8};
 
 use aiopoll::{Completion, Context, Events, Outcome};
-use aiopoll_firmware_bench::{measure, report, timer, CortexMLocks, IrqEvent, ITERATIONS};
+use aiopoll_firmware_bench::{exit, measure, report, timer, CortexMLocks, IrqEvent, ITERATIONS};
 use cortex_m_rt::{entry, exception};
-use cortex_m_semihosting::{debug, hprintln};
+use cortex_m_semihosting::hprintln;
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
 
 /// Requests per batch in the per-step measurements.
@@ -484,21 +484,11 @@ fn main() -> ! {
         }
     }
 
-    debug::exit(if all_ok {
-        debug::EXIT_SUCCESS
-    } else {
-        debug::EXIT_FAILURE
-    });
-    loop {
-        cortex_m::asm::wfi();
-    }
+    exit(all_ok)
 }
 
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     hprintln!("panic: {}", info);
-    debug::exit(debug::EXIT_FAILURE);
-    loop {
-        cortex_m::asm::wfi();
-    }
+    exit(false)
 }

@@ -15,9 +15,8 @@ use core::hint::black_box;
 use core::pin::Pin;
 
 use aiopoll::{Completion, Context, Events};
-use aiopoll_firmware_bench::{CortexMLocks, IrqEvent};
+use aiopoll_firmware_bench::{exit, CortexMLocks, IrqEvent};
 use cortex_m_rt::{entry, exception};
-use cortex_m_semihosting::debug;
 
 static FLAG: IrqEvent = IrqEvent::new();
 static SMALL: Context<'static, 4, CortexMLocks> = Context::new();
@@ -101,20 +100,10 @@ fn main() -> ! {
         }
         while big.reap(&mut out) > 0 {}
     }
-    debug::exit(if submitted {
-        debug::EXIT_SUCCESS
-    } else {
-        debug::EXIT_FAILURE
-    });
-    loop {
-        cortex_m::asm::wfi();
-    }
+    exit(submitted)
 }
 
 #[panic_handler]
 fn panic(_: &core::panic::PanicInfo) -> ! {
-    debug::exit(debug::EXIT_FAILURE);
-    loop {
-        cortex_m::asm::wfi();
-    }
+    exit(false)
 }
