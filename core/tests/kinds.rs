@@ -197,11 +197,7 @@ fn op() -> impl Strategy<Value = Op> {
 
 /// Sequences per run: `PROPTEST_CASES`, else 512 (16 under Miri).
 fn cases() -> u32 {
-    let default = if cfg!(miri) { 16 } else { 512 };
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(default)
+    support::proptest_cases(512)
 }
 
 proptest! {

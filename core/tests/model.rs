@@ -61,14 +61,9 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// Sequences per run: `PROPTEST_CASES`, else 1,024 (16 under Miri, which
-/// checks the unsafe code on every path, slowly).
+/// Sequences per run: `PROPTEST_CASES`, else 1,024 (16 under Miri).
 fn cases() -> u32 {
-    let default = if cfg!(miri) { 16 } else { 1024 };
-    std::env::var("PROPTEST_CASES")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(default)
+    support::proptest_cases(1024)
 }
 
 /// Longest sequence (shorter under Miri).

@@ -98,6 +98,17 @@ impl<Q: RawMutex + Send + Sync> Source<Q> for Device<Q> {
 
 pub mod model;
 
+/// Sequences per property-test run: `PROPTEST_CASES` if set, else
+/// `default`, or 16 under Miri (which checks the unsafe code on every path,
+/// slowly).
+pub fn proptest_cases(default: u32) -> u32 {
+    let default = if cfg!(miri) { 16 } else { default };
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
+
 thread_local! {
     /// How many of this thread's next `FaultLock::try_lock` calls fail.
     static FAIL_TRY_LOCKS: Cell<u32> = const { Cell::new(0) };
