@@ -554,6 +554,44 @@ fn waiting_for_a_slot_vs_release() {
     });
 }
 
+/// An awaited request completes from another thread while a second future
+/// finds the only slot taken and starts waiting for it: when the first
+/// future takes its outcome (T13, freeing the slot), the second is woken,
+/// whichever came first. No lost wakeup, no slot lost.
+#[test]
+fn awaited_completion_vs_a_future_waiting_for_a_slot() {
+    model(|| {
+        let device = Device::new(1);
+        let context = one_slot_context();
+        let (_, first_waker) = task();
+        let (second_count, second_waker) = task();
+        let mut first = Box::pin(context.request(device, Events::IN));
+        assert!(poll_with(first.as_mut(), &first_waker).is_pending());
+        let raiser = thread::spawn(move || device.raise(0, Events::IN));
+        let mut second = Box::pin(context.request(device, Events::OUT));
+        let second_pending = poll_with(second.as_mut(), &second_waker).is_pending();
+        raiser.join().unwrap();
+        // A wakeup that found the context lock held (by that poll) deferred.
+        context.run_deferred();
+        assert_eq!(
+            poll_with(first.as_mut(), &first_waker),
+            std::task::Poll::Ready(Ok(Outcome::Ready(Events::IN)))
+        );
+        drop(first);
+        if second_pending && context.in_use() == 0 {
+            // It waits for the slot the first request held: the first
+            // future, taking its outcome, must have woken it.
+            assert_eq!(second_count.0.load(Ordering::SeqCst), 1, "lost wakeup");
+            assert!(poll_with(second.as_mut(), &second_waker).is_pending());
+        }
+        assert_eq!(context.in_use(), 1, "the second future holds the slot");
+        drop(second);
+        assert_eq!(context.in_use(), 0, "a slot leaked");
+        assert!(device.idle(), "a wait entry stayed queued");
+        assert_eq!(context.stats().awaited, 2);
+    });
+}
+
 /// Issue 10, item 6: an update of the mask races a wakeup for the new mask.
 /// Whether the wakeup comes before the entry's mask changed (then the
 /// update's re-poll sees the readiness) or after (then it matches), the
