@@ -8,6 +8,7 @@ use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::task::{Poll, Waker};
 
+use crate::threads::Placement;
 use crate::{scale, threads};
 use aiopoll::{Completion, Events, Outcome, PollTable, Source, WaitQueue};
 
@@ -127,6 +128,14 @@ pub const CASES: &[Case] = &[
     case("tokio-round-trip", "aiopoll-std", 1, Kind::Threads),
     case("tokio-round-trip", "aiopoll-std-counter", 1, Kind::Threads),
     case("tokio-round-trip", "tokio-notify", 1, Kind::Threads),
+    case("tokio-round-trip-one-cpu", "aiopoll-std", 1, Kind::Threads),
+    case(
+        "tokio-round-trip-one-cpu",
+        "aiopoll-std-counter",
+        1,
+        Kind::Threads,
+    ),
+    case("tokio-round-trip-one-cpu", "tokio-notify", 1, Kind::Threads),
     case("scale-wake-1", "aiopoll", 1, Kind::UserPart),
     case("scale-wake-1", "maitake-sync", 1, Kind::UserPart),
     case("scale-wake-16", "aiopoll", 16, Kind::UserPart),
@@ -174,11 +183,24 @@ impl Case {
             ("ping-pong", "linux-aio") => threads::ping_pong_aio(runner),
             ("contention", "aiopoll-std") => threads::contention_aiopoll(runner),
             ("contention", "maitake-sync") => threads::contention_maitake(runner),
-            ("tokio-round-trip", "aiopoll-std") => threads::tokio_round_trip_aiopoll(runner),
-            ("tokio-round-trip", "aiopoll-std-counter") => {
-                threads::tokio_round_trip_counter(runner)
+            ("tokio-round-trip", "aiopoll-std") => {
+                threads::tokio_round_trip_aiopoll(runner, Placement::TwoCpus)
             }
-            ("tokio-round-trip", "tokio-notify") => threads::tokio_round_trip_notify(runner),
+            ("tokio-round-trip", "aiopoll-std-counter") => {
+                threads::tokio_round_trip_counter(runner, Placement::TwoCpus)
+            }
+            ("tokio-round-trip", "tokio-notify") => {
+                threads::tokio_round_trip_notify(runner, Placement::TwoCpus)
+            }
+            ("tokio-round-trip-one-cpu", "aiopoll-std") => {
+                threads::tokio_round_trip_aiopoll(runner, Placement::OneCpu)
+            }
+            ("tokio-round-trip-one-cpu", "aiopoll-std-counter") => {
+                threads::tokio_round_trip_counter(runner, Placement::OneCpu)
+            }
+            ("tokio-round-trip-one-cpu", "tokio-notify") => {
+                threads::tokio_round_trip_notify(runner, Placement::OneCpu)
+            }
             #[cfg(target_os = "linux")]
             ("contention", "linux-aio") => threads::contention_aio(runner),
             #[cfg(target_os = "linux")]
@@ -244,13 +266,16 @@ impl Case {
                 "one shared StdContext; submit+cancel+get_events on the measured thread"
             }
             ("tokio-round-trip", "aiopoll-std") => {
-                "StdContext::request on a flag source, awaited in a current-thread runtime per thread; per round trip"
+                "StdContext::request on a flag source, awaited in a current-thread runtime per thread, the threads pinned to CPUs 0 and 1; per round trip"
             }
-            ("tokio-round-trip", "aiopoll-std-counter") => {
+            ("tokio-round-trip" | "tokio-round-trip-one-cpu", "aiopoll-std-counter") => {
                 "the same on EventCounters (they wake under the count's lock); per round trip"
             }
-            ("tokio-round-trip", "tokio-notify") => {
-                "tokio::sync::Notify per direction, same runtimes; per round trip"
+            ("tokio-round-trip" | "tokio-round-trip-one-cpu", "tokio-notify") => {
+                "tokio::sync::Notify per direction, same runtimes and CPUs; per round trip"
+            }
+            ("tokio-round-trip-one-cpu", "aiopoll-std") => {
+                "the same with both threads pinned to CPU 0 (each wakeup a context switch); per round trip"
             }
             _ => "",
         }
