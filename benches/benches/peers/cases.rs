@@ -122,6 +122,9 @@ pub const CASES: &[Case] = &[
     case("ping-pong", "aiopoll-std", 1, Kind::Threads),
     case("ping-pong", "condvar", 1, Kind::Threads),
     case("ping-pong", "linux-aio", 1, Kind::Threads),
+    case("ping-pong-one-cpu", "aiopoll-std", 1, Kind::Threads),
+    case("ping-pong-one-cpu", "condvar", 1, Kind::Threads),
+    case("ping-pong-one-cpu", "linux-aio", 1, Kind::Threads),
     case("contention", "aiopoll-std", 1, Kind::Threads),
     case("contention", "maitake-sync", 1, Kind::Threads),
     case("contention", "linux-aio", 1, Kind::Threads),
@@ -177,10 +180,18 @@ impl Case {
             ("fan-out", "aiopoll") => fan_out_aiopoll(runner),
             ("fan-out", "maitake-sync") => fan_out_maitake(runner),
             ("fan-out", "event-listener") => fan_out_event_listener(runner),
-            ("ping-pong", "aiopoll-std") => threads::ping_pong_aiopoll(runner),
-            ("ping-pong", "condvar") => threads::ping_pong_condvar(runner),
+            ("ping-pong", "aiopoll-std") => threads::ping_pong_aiopoll(runner, Placement::TwoCpus),
+            ("ping-pong", "condvar") => threads::ping_pong_condvar(runner, Placement::TwoCpus),
             #[cfg(target_os = "linux")]
-            ("ping-pong", "linux-aio") => threads::ping_pong_aio(runner),
+            ("ping-pong", "linux-aio") => threads::ping_pong_aio(runner, Placement::TwoCpus),
+            ("ping-pong-one-cpu", "aiopoll-std") => {
+                threads::ping_pong_aiopoll(runner, Placement::OneCpu)
+            }
+            ("ping-pong-one-cpu", "condvar") => {
+                threads::ping_pong_condvar(runner, Placement::OneCpu)
+            }
+            #[cfg(target_os = "linux")]
+            ("ping-pong-one-cpu", "linux-aio") => threads::ping_pong_aio(runner, Placement::OneCpu),
             ("contention", "aiopoll-std") => threads::contention_aiopoll(runner),
             ("contention", "maitake-sync") => threads::contention_maitake(runner),
             ("tokio-round-trip", "aiopoll-std") => {
@@ -259,9 +270,12 @@ impl Case {
             ("cancel", "linux-aio") => "io_submit + io_cancel (EINPROGRESS) + io_getevents",
             ("cancel", "io-uring") => "POLL_ADD, then POLL_REMOVE, wait for both",
             ("ping-pong", "aiopoll-std") => {
-                "StdContext + EventCounter per side, blocking get_events_into; per round trip"
+                "StdContext + EventCounter per side, blocking get_events_into, the threads pinned to CPUs 0 and 1; per round trip"
             }
-            ("ping-pong", _) => "per round trip (two cross-thread wakeups)",
+            ("ping-pong-one-cpu", "aiopoll-std") => {
+                "the same with both threads pinned to CPU 0; per round trip"
+            }
+            ("ping-pong" | "ping-pong-one-cpu", _) => "per round trip (two cross-thread wakeups)",
             ("contention", "aiopoll-std") => {
                 "one shared StdContext; submit+cancel+get_events on the measured thread"
             }

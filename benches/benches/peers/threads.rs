@@ -40,11 +40,14 @@ impl Side {
 }
 
 /// One iteration: wake the partner, block until it wakes us back.
-pub fn ping_pong_aiopoll<R: Runner>(runner: &mut R) -> Result<(), String> {
+pub fn ping_pong_aiopoll<R: Runner>(runner: &mut R, placement: Placement) -> Result<(), String> {
+    let [our_cpu, their_cpu] = placement.cpus()?;
+    let _pinned = Pinned::to(our_cpu)?;
     let (near, far) = (Side::new(), Side::new());
     let stop = AtomicBool::new(false);
     thread::scope(|scope| {
         scope.spawn(|| {
+            let _pinned = Pinned::to(their_cpu);
             let mut buffer = [Completion::EMPTY; 1];
             loop {
                 far.wait(&mut buffer);
@@ -99,16 +102,21 @@ impl Gate {
 }
 
 /// The same ping-pong with a `Mutex<bool>` + `Condvar` pair per direction.
-pub fn ping_pong_condvar<R: Runner>(runner: &mut R) -> Result<(), String> {
+pub fn ping_pong_condvar<R: Runner>(runner: &mut R, placement: Placement) -> Result<(), String> {
+    let [our_cpu, their_cpu] = placement.cpus()?;
+    let _pinned = Pinned::to(our_cpu)?;
     let (near, far) = (Gate::default(), Gate::default());
     let stop = AtomicBool::new(false);
     thread::scope(|scope| {
-        scope.spawn(|| loop {
-            far.pass();
-            if stop.load(Ordering::Acquire) {
-                break;
+        scope.spawn(|| {
+            let _pinned = Pinned::to(their_cpu);
+            loop {
+                far.pass();
+                if stop.load(Ordering::Acquire) {
+                    break;
+                }
+                near.open();
             }
-            near.open();
         });
         runner.run(|| {
             far.open();
@@ -123,8 +131,10 @@ pub fn ping_pong_condvar<R: Runner>(runner: &mut R) -> Result<(), String> {
 /// The same ping-pong with Linux aio: a poll request on an eventfd and a
 /// blocking `io_getevents` per side.
 #[cfg(target_os = "linux")]
-pub fn ping_pong_aio<R: Runner>(runner: &mut R) -> Result<(), String> {
+pub fn ping_pong_aio<R: Runner>(runner: &mut R, placement: Placement) -> Result<(), String> {
     use crate::linux_aio::{Aio, IoEvent, Iocb};
+    let [our_cpu, their_cpu] = placement.cpus()?;
+    let _pinned = Pinned::to(our_cpu)?;
     let (near, far) = (Aio::new(4)?, Aio::new(4)?);
     let stop = AtomicBool::new(false);
     let wait = |side: &Aio| -> Result<(), String> {
@@ -137,6 +147,7 @@ pub fn ping_pong_aio<R: Runner>(runner: &mut R) -> Result<(), String> {
     };
     thread::scope(|scope| {
         let partner = scope.spawn(|| -> Result<(), String> {
+            let _pinned = Pinned::to(their_cpu);
             loop {
                 wait(&far)?;
                 if stop.load(Ordering::Acquire) {
