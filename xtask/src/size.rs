@@ -403,6 +403,12 @@ fn icount_tables(columns: &[Column], verdicts: &mut Vec<String>) -> String {
             if let Some(count) = find(m3, name) {
                 verdicts.push(verdict(what, count, limit));
             }
+            // The same step on a context that takes queued one-shot
+            // requests only (`icount-queued`).
+            let queued = name.replacen("aiopoll ", "aiopoll QueuedOneShot ", 1);
+            if let Some(count) = find(m3, &queued) {
+                verdicts.push(verdict(&format!("{what}, `QueuedOneShot`"), count, limit));
+            }
         }
         if let Some((ours, theirs)) = find(m3, "aiopoll submit->interrupt wake->reap").zip(find(
             m3,

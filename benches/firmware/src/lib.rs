@@ -9,6 +9,7 @@
 
 pub use aiopoll_cortex_m::{CortexMLocks, IrqEvent};
 
+use core::cell::Cell;
 use core::hint::black_box;
 use core::pin::Pin;
 
@@ -35,6 +36,118 @@ pub fn report(name: &str, instructions: u64, per: u64, empty: u64) {
     let per_op = instructions as f64 / per as f64;
     let net = (instructions.saturating_sub(empty)) as f64 / per as f64;
     hprintln!("{}\t{:.1}\t{:.1}", name, per_op, net);
+}
+
+/// Requests per batch in the per-step measurements ([`steps`]).
+pub const BATCH: usize = 32;
+/// Batches per per-step measurement.
+pub const ROUNDS: u32 = 1_000;
+
+/// Instructions spent in `step` over `ROUNDS` batches, with `before` and
+/// `after` run untimed around each batch.
+fn batched(mut before: impl FnMut(), mut step: impl FnMut(usize), mut after: impl FnMut()) -> u64 {
+    let mut ticks = 0u64;
+    for _ in 0..ROUNDS {
+        before();
+        let start = timer::now();
+        for index in 0..BATCH {
+            step(index);
+        }
+        let end = timer::now();
+        ticks += u64::from(start.wrapping_sub(end));
+        after();
+    }
+    timer::instructions(ticks)
+}
+
+/// The steps of a request on their own, each timed over batches of
+/// `BATCH` requests on `flags` (one waiter each) on `context`: submit, the
+/// interrupt-side wake (a flag raised), reap of one completion, cancel.
+/// Reports them net of the batch loop, under `names` (the batch loop's,
+/// submit's, wake's, reap's, cancel's).
+#[inline(always)]
+pub fn steps<K: Kinds>(
+    context: Pin<&'static Context<'static, BATCH, CortexMLocks, 2, (), K>>,
+    flags: &'static [IrqEvent; BATCH],
+    [loop_name, submit_name, wake_name, reap_name, cancel_name]: [&str; 5],
+) {
+    let mut out = [Completion::EMPTY; BATCH];
+    let timer_only = batched(
+        || {},
+        |index| {
+            black_box(index);
+        },
+        || {},
+    );
+    let per_batch = u64::from(ROUNDS) * BATCH as u64;
+    report(loop_name, timer_only, per_batch, 0);
+    let handles: [Cell<Option<aiopoll::Handle>>; BATCH] = [const { Cell::new(None) }; BATCH];
+    let submit_all = |handles: &[Cell<Option<aiopoll::Handle>>; BATCH]| {
+        for (index, flag) in flags.iter().enumerate() {
+            handles[index].set(context.submit(flag, Events::IN, index as u64).ok());
+        }
+    };
+    let submit = batched(
+        || {},
+        |index| {
+            black_box(
+                context
+                    .submit(black_box(&flags[index]), Events::IN, index as u64)
+                    .is_ok(),
+            );
+        },
+        || {
+            for flag in flags {
+                flag.raise(Events::IN);
+                flag.clear(Events::IN);
+            }
+            black_box(context.reap(&mut out));
+        },
+    );
+    report(submit_name, submit, per_batch, timer_only);
+    let wake = batched(
+        || submit_all(&handles),
+        |index| {
+            black_box(black_box(&flags[index]).raise(Events::IN));
+        },
+        || {
+            for flag in flags {
+                flag.clear(Events::IN);
+            }
+            black_box(context.reap(&mut out));
+        },
+    );
+    report(wake_name, wake, per_batch, timer_only);
+    let reap = {
+        let mut ticks = 0u64;
+        for _ in 0..ROUNDS {
+            submit_all(&handles);
+            for flag in flags {
+                flag.raise(Events::IN);
+                flag.clear(Events::IN);
+            }
+            let start = timer::now();
+            for index in 0..BATCH {
+                black_box(context.reap(&mut out[index..index + 1]));
+            }
+            let end = timer::now();
+            ticks += u64::from(start.wrapping_sub(end));
+        }
+        timer::instructions(ticks)
+    };
+    report(reap_name, reap, per_batch, timer_only);
+    let cancel = batched(
+        || submit_all(&handles),
+        |index| {
+            if let Some(handle) = handles[index].get() {
+                black_box(context.cancel(handle).is_ok());
+            }
+        },
+        || {
+            black_box(context.reap(&mut out));
+        },
+    );
+    report(cancel_name, cancel, per_batch, timer_only);
 }
 
 /// Ends the QEMU run: exit status 0 if `ok`, 1 otherwise.

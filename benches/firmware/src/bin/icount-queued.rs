@@ -3,9 +3,11 @@
 //! firmware that only submits, cancels and reaps has no context of another
 //! kind, and the compiler's inlining of one context's code depends on what
 //! else the firmware holds. Run by `cargo xtask size` beside `icount`, whose
-//! peers' rows these are compared with. The three measured loops are
+//! peers' rows these are compared with. The three round-trip loops are
 //! `icount`'s, written out here as there: moved into one shared function,
 //! the harness's own code shifted every count by one or two instructions.
+//! The steps on their own (submit, the interrupt-side wake, reap, cancel)
+//! are the library's [`steps`], as in `icount`.
 #![no_std]
 #![no_main]
 
@@ -14,12 +16,16 @@ use core::pin::Pin;
 use core::sync::atomic::{AtomicBool, Ordering};
 
 use aiopoll::{Completion, Context, Events, Outcome, QueuedOneShot};
-use aiopoll_firmware_bench::{exit, measure, report, timer, CortexMLocks, IrqEvent, ITERATIONS};
+use aiopoll_firmware_bench::{
+    exit, measure, report, steps, timer, CortexMLocks, IrqEvent, BATCH, ITERATIONS,
+};
 use cortex_m_rt::{entry, exception};
 use cortex_m_semihosting::hprintln;
 
 static FLAG: IrqEvent = IrqEvent::new();
 static SMALL: Context<'static, 4, CortexMLocks, 2, (), QueuedOneShot> = Context::new();
+static FLAGS: [IrqEvent; BATCH] = [const { IrqEvent::new() }; BATCH];
+static BIG: Context<'static, BATCH, CortexMLocks, 2, (), QueuedOneShot> = Context::new();
 /// PendSV raises `FLAG` (else it does nothing).
 static RAISE: AtomicBool = AtomicBool::new(false);
 
@@ -92,8 +98,28 @@ fn main() -> ! {
         empty,
     );
 
+    // The steps on their own: BATCH requests on BATCH flags, one waiter each.
+    let big = Pin::static_ref(&BIG);
+    steps(
+        big,
+        &FLAGS,
+        [
+            "(batch loop, QueuedOneShot firmware)",
+            "aiopoll QueuedOneShot submit (one request)",
+            "aiopoll QueuedOneShot wake of one waiter (interrupt side)",
+            "aiopoll QueuedOneShot reap (one completion)",
+            "aiopoll QueuedOneShot cancel (one request)",
+        ],
+    );
+
     // Every request completed exactly once, and nothing is left.
-    exit(small.completions() == 0 && small.stats().submitted == small.stats().reaped)
+    let (small_stats, big_stats) = (small.stats(), big.stats());
+    exit(
+        small.completions() == 0
+            && big.completions() == 0
+            && small_stats.submitted == small_stats.reaped
+            && big_stats.submitted == big_stats.reaped,
+    )
 }
 
 #[panic_handler]

@@ -17,7 +17,6 @@
 #![no_std]
 #![no_main]
 
-use core::cell::Cell;
 use core::future::Future;
 use core::hint::black_box;
 use core::pin::{pin, Pin};
@@ -27,14 +26,12 @@ use core::task::{Context as TaskContext, Poll, RawWaker, RawWakerVTable, Waker};
 use portable_atomic::{AtomicU32, AtomicU8};
 
 use aiopoll::{Completion, Context, Events, Outcome};
-use aiopoll_firmware_bench::{exit, measure, report, timer, CortexMLocks, IrqEvent, ITERATIONS};
+use aiopoll_firmware_bench::{
+    exit, measure, report, steps, timer, CortexMLocks, IrqEvent, BATCH, ITERATIONS, ROUNDS,
+};
 use cortex_m_rt::{entry, exception};
 use cortex_m_semihosting::hprintln;
 use embassy_sync::blocking_mutex::raw::CriticalSectionRawMutex;
-
-/// Requests per batch in the per-step measurements.
-const BATCH: usize = 32;
-const ROUNDS: u32 = 1_000;
 
 static FLAG: IrqEvent = IrqEvent::new();
 static FLAGS: [IrqEvent; BATCH] = [const { IrqEvent::new() }; BATCH];
@@ -176,23 +173,6 @@ fn awaited<F: Future>(wakes: Wakes, mut make: impl FnMut(usize) -> F) -> Option<
 
 fn poll_once<F: Future + ?Sized>(future: Pin<&mut F>) -> Poll<F::Output> {
     future.poll(&mut TaskContext::from_waker(Waker::noop()))
-}
-
-/// Instructions spent in `step` over `ROUNDS` batches, with `before` and
-/// `after` run untimed around each batch.
-fn batched(mut before: impl FnMut(), mut step: impl FnMut(usize), mut after: impl FnMut()) -> u64 {
-    let mut ticks = 0u64;
-    for _ in 0..ROUNDS {
-        before();
-        let start = timer::now();
-        for index in 0..BATCH {
-            step(index);
-        }
-        let end = timer::now();
-        ticks += u64::from(start.wrapping_sub(end));
-        after();
-    }
-    timer::instructions(ticks)
 }
 
 #[entry]
@@ -379,95 +359,16 @@ fn main() -> ! {
 
     // The steps on their own: BATCH requests on BATCH flags, one waiter each.
     let big = Pin::static_ref(&BIG);
-    let timer_only = batched(
-        || {},
-        |index| {
-            black_box(index);
-        },
-        || {},
-    );
-    let per_batch = u64::from(ROUNDS) * BATCH as u64;
-    report("(batch loop)", timer_only, per_batch, 0);
-    let handles: [Cell<Option<aiopoll::Handle>>; BATCH] = [const { Cell::new(None) }; BATCH];
-    let submit_all = |handles: &[Cell<Option<aiopoll::Handle>>; BATCH]| {
-        for (index, flag) in FLAGS.iter().enumerate() {
-            handles[index].set(big.submit(flag, Events::IN, index as u64).ok());
-        }
-    };
-    let submit = batched(
-        || {},
-        |index| {
-            black_box(
-                big.submit(black_box(&FLAGS[index]), Events::IN, index as u64)
-                    .is_ok(),
-            );
-        },
-        || {
-            for flag in &FLAGS {
-                flag.raise(Events::IN);
-                flag.clear(Events::IN);
-            }
-            black_box(big.reap(&mut out));
-        },
-    );
-    report(
-        "aiopoll submit (one request)",
-        submit,
-        per_batch,
-        timer_only,
-    );
-    let wake = batched(
-        || submit_all(&handles),
-        |index| {
-            black_box(black_box(&FLAGS[index]).raise(Events::IN));
-        },
-        || {
-            for flag in &FLAGS {
-                flag.clear(Events::IN);
-            }
-            black_box(big.reap(&mut out));
-        },
-    );
-    report(
-        "aiopoll wake of one waiter (interrupt side)",
-        wake,
-        per_batch,
-        timer_only,
-    );
-    let reap = {
-        let mut ticks = 0u64;
-        for _ in 0..ROUNDS {
-            submit_all(&handles);
-            for flag in &FLAGS {
-                flag.raise(Events::IN);
-                flag.clear(Events::IN);
-            }
-            let start = timer::now();
-            for index in 0..BATCH {
-                black_box(big.reap(&mut out[index..index + 1]));
-            }
-            let end = timer::now();
-            ticks += u64::from(start.wrapping_sub(end));
-        }
-        timer::instructions(ticks)
-    };
-    report("aiopoll reap (one completion)", reap, per_batch, timer_only);
-    let cancel_step = batched(
-        || submit_all(&handles),
-        |index| {
-            if let Some(handle) = handles[index].get() {
-                black_box(big.cancel(handle).is_ok());
-            }
-        },
-        || {
-            black_box(big.reap(&mut out));
-        },
-    );
-    report(
-        "aiopoll cancel (one request)",
-        cancel_step,
-        per_batch,
-        timer_only,
+    steps(
+        big,
+        &FLAGS,
+        [
+            "(batch loop)",
+            "aiopoll submit (one request)",
+            "aiopoll wake of one waiter (interrupt side)",
+            "aiopoll reap (one completion)",
+            "aiopoll cancel (one request)",
+        ],
     );
 
     // An interrupt handler waking awaiting tasks: the peers side by side.
