@@ -25,7 +25,7 @@ use core::sync::atomic::Ordering;
 use core::task::{Context as TaskContext, Poll, RawWaker, RawWakerVTable, Waker};
 use portable_atomic::{AtomicU32, AtomicU8};
 
-use aiopoll::{Completion, Context, Events, Outcome};
+use aiopoll::{Completion, Context, Events, Outcome, RequestKinds};
 use aiopoll_firmware_bench::{
     exit, measure, report, steps, timer, CortexMLocks, IrqEvent, BATCH, ITERATIONS, ROUNDS,
 };
@@ -42,6 +42,11 @@ static BIG: Context<'static, BATCH, CortexMLocks> = Context::new();
 /// stop inlining it into the queued round trip's loop (92 instructions
 /// more per queued round trip on the Cortex-M3).
 static AWAITED: Context<'static, 2, CortexMLocks> = Context::new();
+/// The same for a context that takes awaited requests and no other kind
+/// beyond queued one-shot ones (no multishot requests, no deadlines): what
+/// a firmware written on futures alone would name.
+static AWAITED_ONLY: Context<'static, 2, CortexMLocks, 2, (), RequestKinds<false, true, false>> =
+    Context::new();
 static SIGNAL: embassy_sync::signal::Signal<CriticalSectionRawMutex, ()> =
     embassy_sync::signal::Signal::new();
 
@@ -352,6 +357,21 @@ fn main() -> ! {
     report(
         "aiopoll awaited Request wait->interrupt wake->ready",
         awaited_irq,
+        u64::from(ITERATIONS),
+        empty,
+    );
+    let awaited_only_irq = measure(|| {
+        let context = black_box(Pin::static_ref(&AWAITED_ONLY));
+        let mut request = pin!(context.request(&FLAG, Events::IN));
+        let pending = poll_once(request.as_mut()).is_pending();
+        pend();
+        let ready = poll_once(request.as_mut()).is_ready();
+        FLAG.clear(Events::IN);
+        black_box(pending && ready);
+    });
+    report(
+        "aiopoll awaited Request wait->interrupt wake->ready, a context of queued and awaited requests only",
+        awaited_only_irq,
         u64::from(ITERATIONS),
         empty,
     );
