@@ -414,7 +414,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
     ];
     let mut runs: Vec<Vec<Measured>> = SERVERS.iter().map(|_| Vec::new()).collect();
     for run in 1..=options.runs {
-        for (server, measured) in SERVERS.iter().zip(&mut runs) {
+        // Each run starts one server later than the last: in a fixed order
+        // the same server always came first, after the same one's
+        // teardown, and its place in the order moved its figures.
+        let first = (run - 1) % SERVERS.len();
+        let order = (0..SERVERS.len()).map(|turn| (first + turn) % SERVERS.len());
+        for index in order {
+            let (server, measured) = (&SERVERS[index], &mut runs[index]);
             println!("\n==> run {run} of {}: {}", options.runs, server.name);
             let started = Instant::now();
             let (result, _) = measure(&directory, server, &["--idle-ms", IDLE_MS], &load_args)?;
@@ -428,7 +434,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
 
     report.push_str(&format!(
-        "load: {} clients x {} lines of 32 bytes (send, wait for the echo, check it, send the next), plus {} idle clients; idle timeout {IDLE_MS} ms; {} runs, servers interleaved; each row is the run with the median lines/s\n\n{}\n\n",
+        "load: {} clients x {} lines of 32 bytes (send, wait for the echo, check it, send the next), plus {} idle clients; idle timeout {IDLE_MS} ms; {} runs, servers interleaved, each run starting one server later than the last; each row is the run with the median lines/s\n\n{}\n\n",
         options.clients,
         options.lines,
         options.idle_clients,
