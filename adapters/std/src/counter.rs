@@ -60,18 +60,25 @@ impl EventCounter {
         if value == u64::MAX {
             return Err(SourceError::InvalidValue);
         }
-        let mut count = self.shared.count.lock();
-        if MAX_COUNT - *count < value {
-            return Err(SourceError::WouldBlock);
-        }
-        if value == 0 {
-            return Ok(());
-        }
-        *count += value;
-        // Woken under the count's lock, as Linux wakes under the eventfd's:
-        // a key always describes the state it was sent for.
-        self.shared.queue.wake(Events::IN);
-        Ok(())
+        let mut result = Ok(());
+        // The count changes under the queue's lock, where the key is sent:
+        // a key always describes the state it was sent for (Linux keeps an
+        // eventfd's count under its wait queue's lock). The tasks woken are
+        // called once both locks are released: under the count's lock, a
+        // woken task's `read` found it held and parked on it.
+        self.shared.queue.wake_with(|| {
+            let mut count = self.shared.count.lock();
+            if MAX_COUNT - *count < value {
+                result = Err(SourceError::WouldBlock);
+                return None;
+            }
+            if value == 0 {
+                return None;
+            }
+            *count += value;
+            Some(Events::IN)
+        });
+        result
     }
 
     /// Takes the count and resets it to 0 (eventfd's `read`), waking
@@ -80,13 +87,17 @@ impl EventCounter {
     /// # Errors
     /// [`SourceError::WouldBlock`]: the count is 0; poll for `IN` first.
     pub fn read(&self) -> Result<u64, SourceError> {
-        let mut count = self.shared.count.lock();
-        if *count == 0 {
-            return Err(SourceError::WouldBlock);
-        }
-        let value = core::mem::take(&mut *count);
-        self.shared.queue.wake(Events::OUT);
-        Ok(value)
+        let mut result = Err(SourceError::WouldBlock);
+        // Under the queue's lock, as in `write`.
+        self.shared.queue.wake_with(|| {
+            let mut count = self.shared.count.lock();
+            if *count == 0 {
+                return None;
+            }
+            result = Ok(core::mem::take(&mut *count));
+            Some(Events::OUT)
+        });
+        result
     }
 
     /// The count now (a snapshot).
@@ -114,6 +125,8 @@ impl Drop for EventCounter {
 
 impl Source<Lock> for CounterShared {
     fn poll<'s>(&'s self, table: &mut PollTable<'_, 's, Lock>) -> Events {
+        // Registered first, then the count read (never with the queue's
+        // lock held: `write` and `read` take the count's lock inside it).
         table.wait(&self.queue);
         let count = *self.count.lock();
         let mut ready = Events::empty();

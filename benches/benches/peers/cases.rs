@@ -283,7 +283,7 @@ impl Case {
                 "StdContext::request on a flag source, awaited in a current-thread runtime per thread, the threads pinned to CPUs 0 and 1; per round trip"
             }
             ("tokio-round-trip" | "tokio-round-trip-one-cpu", "aiopoll-std-counter") => {
-                "the same on EventCounters (they wake under the count's lock); per round trip"
+                "the same on EventCounters (write and read, each under the counter's wait-queue lock); per round trip"
             }
             ("tokio-round-trip" | "tokio-round-trip-one-cpu", "tokio-notify") => {
                 "tokio::sync::Notify per direction, same runtimes and CPUs; per round trip"

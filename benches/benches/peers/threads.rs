@@ -500,9 +500,9 @@ pub fn tokio_round_trip_aiopoll<R: Runner>(
     )
 }
 
-/// The same with `EventCounter`s, which wake under the count's lock (as
-/// Linux wakes under the eventfd's): the woken side's read waits for the
-/// waking side to leave its write.
+/// The same with `EventCounter`s: a write changes the count and sends its
+/// key under the wait queue's lock (as Linux does under the eventfd's),
+/// and the woken task runs once the write has let go of every lock.
 pub fn tokio_round_trip_counter<R: Runner>(
     runner: &mut R,
     placement: Placement,
