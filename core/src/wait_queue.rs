@@ -437,10 +437,15 @@ impl<Q: RawMutex> WaitQueue<Q> {
     /// while it waited, never readiness that was gone before it registered.
     ///
     /// `key` runs once, whether or not anybody waits (a source may record
-    /// there what it learned), with the queue's lock held, maybe in an
-    /// interrupt handler: it must not block, and must not touch this queue
-    /// or take a lock that a source's `poll` holds while it registers (a
-    /// try-lock is fine).
+    /// there what it learned, or make the change it wakes for), with the
+    /// queue's lock held. It must not touch this queue, nor take a lock
+    /// that is held anywhere while this queue's lock is taken (a lock a
+    /// source's `poll` holds while it registers, say; a try-lock is fine).
+    /// A lock that is always taken last may be: a source can change its
+    /// state under its own lock inside `key`, so that the key describes
+    /// the state it was sent for and the tasks it wakes are called once
+    /// both locks are released (aiopoll-std's `EventCounter` does so).
+    /// Called from an interrupt handler, `key` must not block.
     pub fn wake_with(&self, key: impl FnOnce() -> Option<Events>) -> usize {
         // Before the guard, as in `wake_all`.
         let mut batch = WakeBatch::new();

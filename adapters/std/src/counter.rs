@@ -148,57 +148,8 @@ impl AsSource for EventCounter {
 
 #[cfg(test)]
 mod tests {
-    use std::future::Future;
-    use std::pin::pin;
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::task::{Context as TaskContext, Wake, Waker};
-
     use super::*;
-    use crate::StdContext;
-
-    /// A task waker that looks, when it is called, whether the counter's
-    /// count lock is free.
-    struct LooksAtTheLock {
-        shared: Arc<CounterShared>,
-        woken: AtomicBool,
-        lock_was_free: AtomicBool,
-    }
-
-    impl Wake for LooksAtTheLock {
-        fn wake(self: Arc<Self>) {
-            self.wake_by_ref();
-        }
-
-        fn wake_by_ref(self: &Arc<Self>) {
-            let free = self.shared.count.try_lock().is_some();
-            self.lock_was_free.store(free, Ordering::SeqCst);
-            self.woken.store(true, Ordering::SeqCst);
-        }
-    }
-
-    /// Whether a task awaiting `events` on `counter` is woken by `change`,
-    /// and with the count's lock free.
-    fn woken_with_the_lock_free(
-        counter: &EventCounter,
-        events: Events,
-        change: impl FnOnce(),
-    ) -> (bool, bool) {
-        let context = StdContext::<2>::new();
-        let task = Arc::new(LooksAtTheLock {
-            shared: counter.shared.clone(),
-            woken: AtomicBool::new(false),
-            lock_was_free: AtomicBool::new(false),
-        });
-        let waker = Waker::from(task.clone());
-        let mut request = pin!(context.request(counter, events));
-        let polled = request.as_mut().poll(&mut TaskContext::from_waker(&waker));
-        assert!(polled.is_pending());
-        change();
-        (
-            task.woken.load(Ordering::SeqCst),
-            task.lock_was_free.load(Ordering::SeqCst),
-        )
-    }
+    use crate::woken_unlocked::woken_with;
 
     #[test]
     fn a_task_woken_by_a_write_or_a_read_runs_with_the_count_s_lock_free() {
@@ -206,14 +157,24 @@ mod tests {
         // it would find the lock held (and a waker that reads at once would
         // deadlock).
         let counter = EventCounter::new();
-        let written = woken_with_the_lock_free(&counter, Events::IN, || {
-            counter.write(1).unwrap();
-        });
-        assert_eq!(written, (true, true), "(woken, lock free) after a write");
+        let shared = counter.shared.clone();
+        let written = woken_with(
+            &counter,
+            Events::IN,
+            move || shared.count.try_lock().is_some(),
+            || {
+                counter.write(1).unwrap();
+            },
+        );
+        assert_eq!(written, Some(true), "a write's wakeup, the lock free");
         let full = EventCounter::with_count(MAX_COUNT);
-        let read = woken_with_the_lock_free(&full, Events::OUT, || {
-            assert_eq!(full.read(), Ok(MAX_COUNT));
-        });
-        assert_eq!(read, (true, true), "(woken, lock free) after a read");
+        let shared = full.shared.clone();
+        let read = woken_with(
+            &full,
+            Events::OUT,
+            move || shared.count.try_lock().is_some(),
+            || assert_eq!(full.read(), Ok(MAX_COUNT)),
+        );
+        assert_eq!(read, Some(true), "a read's wakeup, the lock free");
     }
 }

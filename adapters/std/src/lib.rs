@@ -72,6 +72,8 @@ mod pipe;
 mod request;
 mod signal;
 mod timer;
+#[cfg(test)]
+mod woken_unlocked;
 
 pub use context::{AsSource, SharedSource, StdContext, Submission};
 pub use counter::EventCounter;

@@ -137,23 +137,26 @@ impl PipeReader {
     /// open; poll for `IN` first.
     pub fn read(&self, buf: &mut [u8]) -> Result<usize, SourceError> {
         let shared = &self.end.0;
-        let mut state = shared.state.lock();
-        if state.buffer.is_empty() {
-            return if state.writer_open {
-                Err(SourceError::WouldBlock)
-            } else {
-                Ok(0)
-            };
-        }
-        let count = buf.len().min(state.buffer.len());
-        for (place, byte) in buf.iter_mut().zip(state.buffer.drain(..count)) {
-            *place = byte;
-        }
-        if count > 0 {
-            // Woken under the pipe's lock: the key describes this state.
-            shared.writers.wake(Events::OUT | Events::WRNORM);
-        }
-        Ok(count)
+        let mut result = Ok(0);
+        // The pipe changes under the writers' queue lock, where the key is
+        // sent (it describes this state); the woken tasks run once every
+        // lock is released (lock order: a queue's lock, then the pipe's).
+        shared.writers.wake_with(|| {
+            let mut state = shared.state.lock();
+            if state.buffer.is_empty() {
+                if state.writer_open {
+                    result = Err(SourceError::WouldBlock);
+                }
+                return None;
+            }
+            let count = buf.len().min(state.buffer.len());
+            for (place, byte) in buf.iter_mut().zip(state.buffer.drain(..count)) {
+                *place = byte;
+            }
+            result = Ok(count);
+            (count > 0).then_some(Events::OUT | Events::WRNORM)
+        });
+        result
     }
 
     /// How many bytes the pipe holds now (a snapshot).
@@ -179,21 +182,28 @@ impl PipeWriter {
     ///   is at most [`PIPE_BUF`] bytes); poll for `OUT` first.
     pub fn write(&self, buf: &[u8]) -> Result<usize, SourceError> {
         let shared = &self.end.0;
-        let mut state = shared.state.lock();
-        if !state.reader_open {
-            return Err(SourceError::BrokenPipe);
-        }
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        let room = state.capacity - state.buffer.len();
-        if room == 0 || (buf.len() <= PIPE_BUF && room < buf.len()) {
-            return Err(SourceError::WouldBlock);
-        }
-        let count = buf.len().min(room);
-        state.buffer.extend(&buf[..count]);
-        shared.readers.wake(Events::IN | Events::RDNORM);
-        Ok(count)
+        let mut result = Ok(0);
+        // Under the readers' queue lock, as in `PipeReader::read`.
+        shared.readers.wake_with(|| {
+            let mut state = shared.state.lock();
+            if !state.reader_open {
+                result = Err(SourceError::BrokenPipe);
+                return None;
+            }
+            if buf.is_empty() {
+                return None;
+            }
+            let room = state.capacity - state.buffer.len();
+            if room == 0 || (buf.len() <= PIPE_BUF && room < buf.len()) {
+                result = Err(SourceError::WouldBlock);
+                return None;
+            }
+            let count = buf.len().min(room);
+            state.buffer.extend(&buf[..count]);
+            result = Ok(count);
+            Some(Events::IN | Events::RDNORM)
+        });
+        result
     }
 
     /// How many bytes can be written now (a snapshot).
@@ -211,13 +221,13 @@ impl PipeWriter {
 impl Drop for PipeReader {
     fn drop(&mut self) {
         let shared = &self.end.0;
-        {
-            let mut state = shared.state.lock();
-            state.reader_open = false;
+        shared.writers.wake_with(|| {
+            shared.state.lock().reader_open = false;
             // What the writers see changed in more than one way (ERR, and
-            // maybe OUT): like Linux, an unkeyed wakeup, so they re-poll.
-            shared.writers.wake(Events::empty());
-        }
+            // maybe OUT): like Linux, an unkeyed wakeup (an empty key), so
+            // they re-poll.
+            Some(Events::empty())
+        });
         shared.readers.close();
     }
 }
@@ -225,11 +235,10 @@ impl Drop for PipeReader {
 impl Drop for PipeWriter {
     fn drop(&mut self) {
         let shared = &self.end.0;
-        {
-            let mut state = shared.state.lock();
-            state.writer_open = false;
-            shared.readers.wake(Events::empty());
-        }
+        shared.readers.wake_with(|| {
+            shared.state.lock().writer_open = false;
+            Some(Events::empty())
+        });
         shared.writers.close();
     }
 }
@@ -257,5 +266,33 @@ impl AsSource for PipeReader {
 impl AsSource for PipeWriter {
     fn as_source(&self) -> SharedSource {
         self.end.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::woken_unlocked::woken_with;
+
+    #[test]
+    fn a_task_woken_by_a_write_or_a_read_runs_with_the_pipe_s_lock_free() {
+        let (reader, writer) = pipe_with_capacity(4);
+        let shared = reader.end.0.clone();
+        let written = woken_with(
+            &reader,
+            Events::IN,
+            move || shared.state.try_lock().is_some(),
+            || assert_eq!(writer.write(b"ab"), Ok(2)),
+        );
+        assert_eq!(written, Some(true), "a write's wakeup, the lock free");
+        assert_eq!(writer.write(b"cd"), Ok(2));
+        let shared = writer.end.0.clone();
+        let read = woken_with(
+            &writer,
+            Events::OUT,
+            move || shared.state.try_lock().is_some(),
+            || assert_eq!(reader.read(&mut [0; 4]), Ok(4)),
+        );
+        assert_eq!(read, Some(true), "a read's wakeup, the lock free");
     }
 }

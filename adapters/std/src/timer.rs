@@ -95,6 +95,22 @@ impl Timer {
     /// [`SourceError::NoTimerThread`]: the timer thread could not be
     /// started; the timer stays disarmed.
     pub fn arm(&self, after: Duration) -> Result<(), SourceError> {
+        if after.is_zero() {
+            // Expired at once: the state changes under the queue's lock,
+            // where the key is sent, and the woken tasks run once every
+            // lock is released (lock order: the queue's lock, the timer's,
+            // the driver's).
+            self.shared.queue.wake_with(|| {
+                let mut state = self.shared.state.lock();
+                state.generation += 1;
+                if let Some(old) = state.deadline.take() {
+                    driver().cancel(old, self.shared.id);
+                }
+                state.expired = true;
+                Some(Events::IN)
+            });
+            return Ok(());
+        }
         // The driver is updated under the timer's lock (lock order: a
         // timer's lock, then the driver's), so concurrent arms leave the
         // schedule with the entry of the arming that won.
@@ -103,18 +119,11 @@ impl Timer {
         state.expired = false;
         // The key of this timer's entry in the schedule, if it has one.
         let old = state.deadline.take();
-        let deadline = Instant::now()
-            .checked_add(after)
-            .filter(|_| !after.is_zero());
-        let Some(deadline) = deadline else {
+        let Some(deadline) = Instant::now().checked_add(after) else {
             if let Some(old) = old {
                 driver().cancel(old, self.shared.id);
             }
-            if after.is_zero() {
-                state.expired = true;
-                self.shared.queue.wake(Events::IN);
-            }
-            // Else too far in the future to represent: it never expires.
+            // Too far in the future to represent: it never expires.
             return Ok(());
         };
         let entry = Entry {
@@ -193,13 +202,18 @@ impl Source<Lock> for TimerShared {
 impl TimerShared {
     /// Called by the timer thread when `generation`'s deadline has passed.
     fn expire(&self, generation: u64) {
-        let mut state = self.state.lock();
-        if state.generation == generation && !state.expired {
+        // The expiry and its key under the queue's lock (a re-arm cannot
+        // slip between them); the woken tasks run once every lock is
+        // released, so a task that re-arms finds the timer's lock free.
+        self.queue.wake_with(|| {
+            let mut state = self.state.lock();
+            if state.generation != generation || state.expired {
+                return None;
+            }
             state.expired = true;
             state.deadline = None;
-            // Woken under the timer's lock: a re-arm cannot slip between.
-            self.queue.wake(Events::IN);
-        }
+            Some(Events::IN)
+        });
     }
 }
 
@@ -342,7 +356,33 @@ impl Driver {
 #[cfg(all(test, not(miri)))]
 mod tests {
     use super::*;
+    use crate::woken_unlocked::woken_with;
     use crate::StdContext;
+
+    #[test]
+    fn a_task_woken_by_an_expiry_runs_with_the_timer_s_lock_free() {
+        // A woken task often re-arms its timer at once.
+        let timer = Timer::new();
+        let shared = timer.shared.clone();
+        let woken = woken_with(
+            &timer,
+            Events::IN,
+            move || shared.state.try_lock().is_some(),
+            || timer.arm(Duration::ZERO).unwrap(),
+        );
+        assert_eq!(woken, Some(true), "an expiry at once, the lock free");
+        // The timer thread's expiry: armed for a moment and let expire.
+        let timer = Timer::new();
+        let shared = timer.shared.clone();
+        let generation = shared.state.lock().generation;
+        let woken = woken_with(
+            &timer,
+            Events::IN,
+            move || shared.state.try_lock().is_some(),
+            || timer.shared.expire(generation),
+        );
+        assert_eq!(woken, Some(true), "the thread's expiry, the lock free");
+    }
 
     /// A driver of the test's own, so other tests' timers do not count.
     fn private_driver() -> &'static Driver {
