@@ -80,7 +80,7 @@ pub use counter::EventCounter;
 pub use error::{GetEventsError, SourceError};
 #[cfg(target_os = "linux")]
 pub use fd::{Fd, StreamSocket};
-pub use lock::Lock;
+pub use lock::{Lock, StdLocks};
 pub use pipe::{pipe, pipe_with_capacity, PipeReader, PipeWriter, PIPE_BUF, PIPE_CAPACITY};
 pub use request::StdRequest;
 pub use timer::Timer;
@@ -90,10 +90,6 @@ pub use aiopoll::{
     BatchRefused, CancelError, Completion, Events, Handle, InProgress, Outcome, Stats, SubmitError,
     UpdateError, Updated,
 };
-
-/// The [`aiopoll::Locks`] of a [`StdContext`]: [`Lock`] for the context and
-/// for its wait queues.
-pub type StdLocks = (Lock, Lock);
 
 /// A wait queue for std sources: implement [`aiopoll::Source<Lock>`] on your
 /// own type, with one of these per condition, to make it pollable.
