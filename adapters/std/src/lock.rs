@@ -95,9 +95,9 @@ unsafe impl RawMutex for Lock {
 /// A wakeup, holding a wait queue's lock, only *tries* the context's lock;
 /// when another thread holds it, the request's completion is handed to the
 /// context's deferred work (another thread's hop, and a `futex` call). Here
-/// the try watches the lock for a moment first (four pauses,
-/// a few hundred nanoseconds), since another thread's submit or reap holds
-/// it about that long. The watch is bounded, so a wakeup never waits on a
+/// the try watches the lock for a moment first (four pauses, a few hundred
+/// nanoseconds), since another thread's submit or reap holds it about that
+/// long. The watch is bounded, so a wakeup never waits on a
 /// context: when the holder is itself waiting for this queue's lock (a
 /// submit registering on this very queue), the try fails after the watch
 /// and the wakeup defers, as with a plain try-lock.
