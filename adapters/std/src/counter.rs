@@ -87,6 +87,11 @@ impl EventCounter {
     /// # Errors
     /// [`SourceError::WouldBlock`]: the count is 0; poll for `IN` first.
     pub fn read(&self) -> Result<u64, SourceError> {
+        // Reading until `WouldBlock` ends on an empty count: that answer
+        // needs only the count's lock (it changes nothing, wakes nobody).
+        if *self.shared.count.lock() == 0 {
+            return Err(SourceError::WouldBlock);
+        }
         let mut result = Err(SourceError::WouldBlock);
         // Under the queue's lock, as in `write`.
         self.shared.queue.wake_with(|| {

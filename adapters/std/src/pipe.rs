@@ -137,6 +137,18 @@ impl PipeReader {
     /// open; poll for `IN` first.
     pub fn read(&self, buf: &mut [u8]) -> Result<usize, SourceError> {
         let shared = &self.end.0;
+        // Reading until `WouldBlock` ends on an empty pipe: that answer
+        // needs only the pipe's lock (it changes nothing, wakes nobody).
+        {
+            let state = shared.state.lock();
+            if state.buffer.is_empty() {
+                return if state.writer_open {
+                    Err(SourceError::WouldBlock)
+                } else {
+                    Ok(0)
+                };
+            }
+        }
         let mut result = Ok(0);
         // The pipe changes under the writers' queue lock, where the key is
         // sent (it describes this state); the woken tasks run once every
