@@ -180,37 +180,26 @@ impl Case {
             ("fan-out", "aiopoll") => fan_out_aiopoll(runner),
             ("fan-out", "maitake-sync") => fan_out_maitake(runner),
             ("fan-out", "event-listener") => fan_out_event_listener(runner),
-            ("ping-pong", "aiopoll-std") => threads::ping_pong_aiopoll(runner, Placement::TwoCpus),
-            ("ping-pong", "condvar") => threads::ping_pong_condvar(runner, Placement::TwoCpus),
-            #[cfg(target_os = "linux")]
-            ("ping-pong", "linux-aio") => threads::ping_pong_aio(runner, Placement::TwoCpus),
-            ("ping-pong-one-cpu", "aiopoll-std") => {
-                threads::ping_pong_aiopoll(runner, Placement::OneCpu)
+            (group @ ("ping-pong" | "ping-pong-one-cpu"), peer) => {
+                let placement = Placement::of_group(group);
+                match peer {
+                    "aiopoll-std" => threads::ping_pong_aiopoll(runner, placement),
+                    "condvar" => threads::ping_pong_condvar(runner, placement),
+                    #[cfg(target_os = "linux")]
+                    "linux-aio" => threads::ping_pong_aio(runner, placement),
+                    _ => Err(format!("{group}/{peer} is not built on this platform")),
+                }
             }
-            ("ping-pong-one-cpu", "condvar") => {
-                threads::ping_pong_condvar(runner, Placement::OneCpu)
-            }
-            #[cfg(target_os = "linux")]
-            ("ping-pong-one-cpu", "linux-aio") => threads::ping_pong_aio(runner, Placement::OneCpu),
             ("contention", "aiopoll-std") => threads::contention_aiopoll(runner),
             ("contention", "maitake-sync") => threads::contention_maitake(runner),
-            ("tokio-round-trip", "aiopoll-std") => {
-                threads::tokio_round_trip_aiopoll(runner, Placement::TwoCpus)
-            }
-            ("tokio-round-trip", "aiopoll-std-counter") => {
-                threads::tokio_round_trip_counter(runner, Placement::TwoCpus)
-            }
-            ("tokio-round-trip", "tokio-notify") => {
-                threads::tokio_round_trip_notify(runner, Placement::TwoCpus)
-            }
-            ("tokio-round-trip-one-cpu", "aiopoll-std") => {
-                threads::tokio_round_trip_aiopoll(runner, Placement::OneCpu)
-            }
-            ("tokio-round-trip-one-cpu", "aiopoll-std-counter") => {
-                threads::tokio_round_trip_counter(runner, Placement::OneCpu)
-            }
-            ("tokio-round-trip-one-cpu", "tokio-notify") => {
-                threads::tokio_round_trip_notify(runner, Placement::OneCpu)
+            (group @ ("tokio-round-trip" | "tokio-round-trip-one-cpu"), peer) => {
+                let placement = Placement::of_group(group);
+                match peer {
+                    "aiopoll-std" => threads::tokio_round_trip_aiopoll(runner, placement),
+                    "aiopoll-std-counter" => threads::tokio_round_trip_counter(runner, placement),
+                    "tokio-notify" => threads::tokio_round_trip_notify(runner, placement),
+                    _ => Err(format!("{group}/{peer} is not built on this platform")),
+                }
             }
             #[cfg(target_os = "linux")]
             ("contention", "linux-aio") => threads::contention_aio(runner),

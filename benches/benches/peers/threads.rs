@@ -384,6 +384,16 @@ pub enum Placement {
 }
 
 impl Placement {
+    /// The placement a case group names: its `-one-cpu` twin, or a CPU
+    /// each.
+    pub fn of_group(group: &str) -> Placement {
+        if group.ends_with("-one-cpu") {
+            Placement::OneCpu
+        } else {
+            Placement::TwoCpus
+        }
+    }
+
     /// The CPU of the measured thread and of its partner.
     fn cpus(self) -> Result<[usize; 2], String> {
         let allowed = allowed_cpus()?;
