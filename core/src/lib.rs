@@ -42,7 +42,7 @@ pub use events::{Events, UnknownEvents};
 pub use kinds::{EveryKind, Kinds, QueuedOneShot, RequestKinds};
 pub use locks::{Locks, SpinLock, SpinLocks};
 pub use request::Request;
-pub use source::{PollTable, Source};
+pub use source::{AsDynSource, PollTable, Source};
 pub use wait_queue::WaitQueue;
 
 /// Re-exported so adapters and users name the same lock trait.

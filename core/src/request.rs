@@ -41,11 +41,12 @@
 
 use core::future::Future;
 use core::pin::Pin;
+use core::ptr::NonNull;
 use core::task::{Context as TaskContext, Poll};
 
 use crate::context::{Awaiting, SlotWaiter};
 use crate::kinds::{EveryKind, Kinds, TakesAwaited, TakesDeadlines};
-use crate::{Context, Events, Locks, Notify, Outcome, Source, SubmitError};
+use crate::{AsDynSource, Context, Events, Locks, Notify, Outcome, Source, SubmitError};
 
 /// A one-shot poll request as a future: see [`Context::request`] and the
 /// [module docs](self).
@@ -53,6 +54,10 @@ use crate::{Context, Events, Locks, Notify, Outcome, Source, SubmitError};
 /// Resolves with `Ok(outcome)`, or with the [`SubmitError`] that refused
 /// the request (`UnknownEvents`, `TooManyQueues`, `NotPollable`; never
 /// `Busy`: it waits for a slot instead).
+///
+/// `S` is the source's type, so that the `poll` that submits the request is
+/// a direct call (see [`AsDynSource`]); it is `dyn Source` for a source
+/// given as a trait object.
 #[must_use = "a request does nothing unless it is awaited"]
 pub struct Request<
     'c,
@@ -62,9 +67,14 @@ pub struct Request<
     const W: usize,
     H: Notify,
     K: Kinds = EveryKind,
+    S: ?Sized = dyn Source<<L as Locks>::Queue>,
 > {
     context: Pin<&'c Context<'s, N, L, W, H, K>>,
-    source: &'s dyn Source<L::Queue>,
+    /// Borrowed for `'s` by [`Context::request`], or kept alive by the
+    /// caller of [`Context::request_unchecked`] until the future is
+    /// dropped: a pointer, so that the unchecked constructor can take a
+    /// source whose type does not outlive `'s`.
+    source: NonNull<S>,
     events: Events,
     /// When the request times out (`u64::MAX`: never).
     deadline: u64,
@@ -85,13 +95,15 @@ enum RequestState {
     Resolved,
 }
 
-// SAFETY: the only field that is not plainly `Send` is the slot waiter's
-// node (raw pointers), which is only ever read or written under the
-// context's lock; the context and the source are shared references to
-// `Sync` things (the bounds). So moving the future to another thread (before
-// it is pinned) or polling it there is sound when the context is `Sync`.
-unsafe impl<const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Send
-    for Request<'_, '_, N, L, W, H, K>
+// SAFETY: the fields that are not plainly `Send` are the slot waiter's node
+// (raw pointers), which is only ever read or written under the context's
+// lock, and the source's pointer, which is only ever used as a shared
+// reference to a `Sync` source (the bound); the context is a shared
+// reference to a `Sync` thing (the bounds). So moving the future to another
+// thread (before it is pinned) or polling it there is sound when the
+// context is `Sync`.
+unsafe impl<const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds, S: ?Sized + Sync> Send
+    for Request<'_, '_, N, L, W, H, K, S>
 where
     L::Context: Send + Sync,
     L::Queue: Send + Sync,
@@ -101,8 +113,8 @@ where
 
 // SAFETY: a shared `&Request` gives access to nothing (every method takes
 // `Pin<&mut Self>`), so sharing one between threads is sound.
-unsafe impl<const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Sync
-    for Request<'_, '_, N, L, W, H, K>
+unsafe impl<const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds, S: ?Sized + Sync> Sync
+    for Request<'_, '_, N, L, W, H, K, S>
 where
     L::Context: Send + Sync,
     L::Queue: Send + Sync,
@@ -137,17 +149,17 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
     /// let outcome = block_on(context.as_ref().request(&flag, Events::IN));
     /// assert_eq!(outcome, Ok(Outcome::Ready(Events::IN)));
     /// ```
-    pub fn request<'c>(
+    pub fn request<'c, S: AsDynSource<L::Queue> + ?Sized>(
         self: Pin<&'c Self>,
-        source: &'s dyn Source<L::Queue>,
+        source: &'s S,
         events: Events,
-    ) -> Request<'c, 's, N, L, W, H, K>
+    ) -> Request<'c, 's, N, L, W, H, K, S>
     where
         K: TakesAwaited,
     {
         Request {
             context: self,
-            source,
+            source: NonNull::from(source),
             events,
             deadline: u64::MAX,
             state: RequestState::Unsubmitted,
@@ -162,22 +174,31 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
     /// `source`, and every wait queue it registers on, stay alive and in
     /// place until the returned future has been dropped or the context has
     /// been dropped, as for [`submit_unchecked`](Self::submit_unchecked).
-    pub unsafe fn request_unchecked<'c>(
+    pub unsafe fn request_unchecked<'c, S: AsDynSource<L::Queue> + ?Sized>(
         self: Pin<&'c Self>,
-        source: &dyn Source<L::Queue>,
+        source: &S,
         events: Events,
-    ) -> Request<'c, 's, N, L, W, H, K>
+    ) -> Request<'c, 's, N, L, W, H, K, S>
     where
         K: TakesAwaited,
     {
-        // SAFETY: the caller promises `source` outlives the request, which
-        // ends at the latest when the future is dropped.
-        let source: &'s dyn Source<L::Queue> = unsafe { core::mem::transmute(source) };
-        self.request(source, events)
+        // The caller promises `source` outlives the request, which ends at
+        // the latest when the future is dropped; the future only ever uses
+        // the pointer as a shared reference while it is polled.
+        Request {
+            context: self,
+            source: NonNull::from(source),
+            events,
+            deadline: u64::MAX,
+            state: RequestState::Unsubmitted,
+            waiter: SlotWaiter::new(),
+        }
     }
 }
 
-impl<const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Request<'_, '_, N, L, W, H, K> {
+impl<const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds, S: ?Sized>
+    Request<'_, '_, N, L, W, H, K, S>
+{
     /// Gives the request a deadline, in the ticks of the clock the adapter
     /// passes to [`Context::expire`]: the future resolves with
     /// [`Outcome::TimedOut`] if nothing asked for is ready by then (see
@@ -198,8 +219,10 @@ impl<const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Request<'_, 
     }
 }
 
-impl<const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Future
-    for Request<'_, '_, N, L, W, H, K>
+impl<const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds, S> Future
+    for Request<'_, '_, N, L, W, H, K, S>
+where
+    S: AsDynSource<L::Queue> + ?Sized,
 {
     type Output = Result<Outcome, SubmitError>;
 
@@ -212,12 +235,14 @@ impl<const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Future
             RequestState::Unsubmitted | RequestState::WaitingForSlot => {
                 let was_waiting = this.state == RequestState::WaitingForSlot;
                 // SAFETY: the source is borrowed for `'s`, which outlives
-                // the context; `waiter` is pinned in this future, whose
-                // `Drop` gives it up before it goes, and only this context
-                // ever links it.
+                // the context, or kept alive by the caller of
+                // `request_unchecked` until this future is dropped (so it
+                // is there now, and for the request's whole life); `waiter`
+                // is pinned in this future, whose `Drop` gives it up before
+                // it goes, and only this context ever links it.
                 let submitted = unsafe {
                     this.context.submit_awaited(
-                        this.source,
+                        this.source.as_ref(),
                         this.events,
                         &this.waiter,
                         was_waiting,
@@ -258,8 +283,8 @@ impl<const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Future
     }
 }
 
-impl<const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Drop
-    for Request<'_, '_, N, L, W, H, K>
+impl<const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds, S: ?Sized> Drop
+    for Request<'_, '_, N, L, W, H, K, S>
 {
     /// Inline, so that dropping a resolved (or never polled) future, the
     /// usual end of an await, costs a check and no call.
@@ -275,7 +300,9 @@ impl<const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Drop
     }
 }
 
-impl<const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Request<'_, '_, N, L, W, H, K> {
+impl<const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds, S: ?Sized>
+    Request<'_, '_, N, L, W, H, K, S>
+{
     /// `Drop` of a future that waits for a slot.
     #[inline(never)]
     fn abandon_slot_wait(&mut self) {
@@ -284,8 +311,8 @@ impl<const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Request<'_, 
     }
 }
 
-impl<const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> core::fmt::Debug
-    for Request<'_, '_, N, L, W, H, K>
+impl<const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds, S: ?Sized> core::fmt::Debug
+    for Request<'_, '_, N, L, W, H, K, S>
 {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Request")

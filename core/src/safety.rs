@@ -113,6 +113,8 @@
 //!     only `slots.rs` writes a link, each as `slot + 1` for a slot below
 //!     `N`, so the slot a nonzero link names is below `N`, which it tells
 //!     the compiler (`assert_unchecked`): submit and reap take a slot off a
-//!     list with no bounds check, and so no panic path. Checked on every
+//!     list with no bounds check, and so no panic path (as do submit's
+//!     later steps, `finish_submit` and the undo of a `poll` that unwinds,
+//!     given the slot its first step took). Checked on every
 //!     use in debug builds (the assertion's own precondition check), so by
 //!     every host test, the property test under Miri included.

@@ -50,6 +50,50 @@ fn ready_at_once_completes_at_submit() {
 }
 
 #[test]
+fn a_source_is_taken_by_its_type_or_as_any_trait_object() {
+    // `submit` and `request` take the source by its own type (`AsDynSource`),
+    // so that their `poll` is a direct call, and keep it as `&dyn Source`
+    // for re-polls: a concrete source and each trait object a caller may
+    // hold work alike, at submit and when an unkeyed wakeup makes deferred
+    // work re-poll through what the slot kept.
+    let device = Device::new(1);
+    let plain: &dyn Source = &device;
+    let sending: &(dyn Source + Send) = &device;
+    let sharing: &(dyn Source + Sync) = &device;
+    let both: &(dyn Source + Send + Sync) = &device;
+    let context = pin!(Context::<'_, 8>::new());
+    let context = context.as_ref();
+    context.submit(&device, Events::IN, 0).unwrap();
+    context.submit(plain, Events::IN, 1).unwrap();
+    context.submit(sending, Events::IN, 2).unwrap();
+    context.submit(sharing, Events::IN, 3).unwrap();
+    context.submit(both, Events::IN, 4).unwrap();
+    let mut awaited = pin!(context.request(both, Events::IN));
+    let waker = std::task::Waker::noop();
+    let mut task = std::task::Context::from_waker(waker);
+    assert!(awaited.as_mut().poll(&mut task).is_pending());
+    assert_eq!(device.queues[0].len(), 6);
+    // Unkeyed: every request re-polls its source (deferred work, which
+    // `reap` runs first), and finds IN.
+    device.set_ready(Events::IN);
+    assert_eq!(device.queues[0].wake(Events::empty()), 6);
+    let mut reaped: Vec<u64> = reap_all(&context)
+        .iter()
+        .map(|completion| {
+            assert_eq!(completion.outcome, Outcome::Ready(Events::IN));
+            completion.user_data
+        })
+        .collect();
+    reaped.sort_unstable();
+    assert_eq!(reaped, [0, 1, 2, 3, 4]);
+    assert_eq!(
+        awaited.as_mut().poll(&mut task),
+        std::task::Poll::Ready(Ok(Outcome::Ready(Events::IN)))
+    );
+    assert_eq!(context.in_use(), 0);
+}
+
+#[test]
 fn keyed_wakeup_completes_inline_with_key_and_requested() {
     let device = Device::new(1);
     let context = pin!(Context::<'_, 4>::new());

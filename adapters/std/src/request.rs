@@ -9,7 +9,7 @@ use std::time::Instant;
 use aiopoll::{Events, Outcome, SubmitError};
 
 use crate::signal::Signal;
-use crate::{AsSource, SharedSource, StdContext, StdLocks};
+use crate::{AsSource, Lock, SharedSource, StdContext, StdLocks};
 
 /// A one-shot poll request as a future: see [`StdContext::request`].
 ///
@@ -31,7 +31,16 @@ use crate::{AsSource, SharedSource, StdContext, StdLocks};
 pub struct StdRequest<'c, const N: usize> {
     /// Declared before `source`, so dropped first: a pending request is
     /// cancelled while its source is still alive.
-    inner: aiopoll::Request<'c, 'static, N, StdLocks, 2, Signal>,
+    inner: aiopoll::Request<
+        'c,
+        'static,
+        N,
+        StdLocks,
+        2,
+        Signal,
+        aiopoll::EveryKind,
+        dyn aiopoll::Source<Lock> + Send + Sync,
+    >,
     /// Kept alive for the core, which points at it until `inner` is gone.
     source: SharedSource,
     context: &'c StdContext<N>,

@@ -26,6 +26,16 @@ pub(crate) enum Awaiting {
     WaitingForSlot,
 }
 
+/// [`Context::settle_awaited`]'s answer.
+struct Settled {
+    result: Result<Awaiting, SubmitError>,
+    /// A task waker the settling replaced: dropped once the lock is
+    /// released.
+    stale: Option<Waker>,
+    /// Slots freed for futures that wait for one (0 or 1).
+    freed: usize,
+}
+
 impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<'s, N, L, W, H, K> {
     /// Submits an awaited request for `events` on `source`, whose task is
     /// `waker`, with `deadline` (`NO_DEADLINE`: none); when every slot is in use, links `waiter` to be woken when
@@ -41,9 +51,9 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
     /// [`abandon_slot_wait`](Self::abandon_slot_wait)) before it goes, and
     /// is linked on no other context's list.
     #[inline]
-    pub(crate) unsafe fn submit_awaited(
+    pub(crate) unsafe fn submit_awaited<S: AsDynSource<L::Queue> + ?Sized>(
         self: Pin<&Self>,
-        source: &dyn Source<L::Queue>,
+        source: &S,
         events: Events,
         waiter: &SlotWaiter,
         was_waiting: bool,
@@ -54,17 +64,17 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
         let events = checked_events(events)?;
         // SAFETY: the caller promises `source` outlives its request; the slot
         // drops the reference when the request completes or the context goes.
-        let source: &'s dyn Source<L::Queue> = unsafe { core::mem::transmute(source) };
+        let kept: &'s dyn Source<L::Queue> =
+            unsafe { core::mem::transmute(source.as_dyn_source()) };
         // Cloned before the lock; dropped after it, unless the slot took it.
         let mut task = Some(waker.clone());
-        let mut stale = None;
-        let mut freed = 0;
-        let result = {
+        let settled = {
             let locked = Locked::lock(&this.lock);
             let submitted = this.submit_locked(
                 &locked,
+                source,
                 NewRequest {
-                    source,
+                    kept,
                     events,
                     user_data: 0,
                     delivery: Delivery::Awaited,
@@ -74,59 +84,87 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
                 },
                 &mut task,
             );
-            match submitted {
-                Err(SubmitError::Busy) => {
-                    if let Some(task) = task.take() {
-                        // SAFETY: we hold the lock; the caller's contract
-                        // for `waiter`.
-                        stale = unsafe { this.link_slot_waiter(&locked, waiter, task) };
-                    }
-                    Ok(Awaiting::WaitingForSlot)
+            // SAFETY: we hold the lock; the caller's contract for `waiter`.
+            unsafe { this.settle_awaited(&locked, submitted, waiter, was_waiting, &mut task) }
+        };
+        drop(settled.stale);
+        drop(task);
+        this.wake_slot_waiters(settled.freed);
+        settled.result
+    }
+
+    /// What an awaited submit comes to, once `submit_locked` answered: the
+    /// future's `waiter` linked (every slot in use) or settled, and the
+    /// outcome taken if the request completed at submit. Not generic over
+    /// the source, so a firmware that awaits requests on several source
+    /// types has one copy of it.
+    ///
+    /// # Safety
+    /// The caller holds the context lock (`locked`); `waiter` as for
+    /// [`submit_awaited`](Self::submit_awaited).
+    unsafe fn settle_awaited(
+        &self,
+        locked: &Locked<'_, L::Context>,
+        submitted: Result<Submitted, SubmitError>,
+        waiter: &SlotWaiter,
+        was_waiting: bool,
+        task: &mut Option<Waker>,
+    ) -> Settled {
+        let mut stale = None;
+        let mut freed = 0;
+        let result = match submitted {
+            Err(SubmitError::Busy) => {
+                if let Some(task) = task.take() {
+                    // SAFETY: we hold the lock; the caller's contract for
+                    // `waiter`.
+                    stale = unsafe { self.link_slot_waiter(locked, waiter, task) };
                 }
-                other => {
-                    // A future that never waited has nothing to settle.
-                    let before = if was_waiting {
-                        // SAFETY: we hold the lock; `waiter` is on this
-                        // list or on none (the caller's contract).
-                        let (before, old) = unsafe { this.unlink_slot_waiter(&locked, waiter) };
-                        stale = old;
-                        before
-                    } else {
-                        WaiterState::Idle
-                    };
-                    match other {
-                        Ok(Submitted {
-                            handle,
-                            completed: false,
-                        }) => Ok(Awaiting::Pending {
-                            slot: handle.slot,
-                            generation: handle.generation,
-                        }),
-                        Ok(Submitted {
-                            handle,
-                            completed: true,
-                        }) => {
+                Ok(Awaiting::WaitingForSlot)
+            }
+            other => {
+                // A future that never waited has nothing to settle.
+                let before = if was_waiting {
+                    // SAFETY: we hold the lock; `waiter` is on this list or
+                    // on none (the caller's contract).
+                    let (before, old) = unsafe { self.unlink_slot_waiter(locked, waiter) };
+                    stale = old;
+                    before
+                } else {
+                    WaiterState::Idle
+                };
+                match other {
+                    Ok(Submitted {
+                        handle,
+                        completed: false,
+                    }) => Ok(Awaiting::Pending {
+                        slot: handle.slot,
+                        generation: handle.generation,
+                    }),
+                    Ok(Submitted {
+                        handle,
+                        completed: true,
+                    }) => {
+                        freed = 1;
+                        Ok(Awaiting::Ready(
+                            self.take_outcome(locked, usize::from(handle.slot)),
+                        ))
+                    }
+                    Err(error) => {
+                        // A slot freed for this future that it cannot use
+                        // goes to the next waiter.
+                        if before == WaiterState::Notified {
                             freed = 1;
-                            Ok(Awaiting::Ready(
-                                this.take_outcome(&locked, usize::from(handle.slot)),
-                            ))
                         }
-                        Err(error) => {
-                            // A slot freed for this future that it cannot
-                            // use goes to the next waiter.
-                            if before == WaiterState::Notified {
-                                freed = 1;
-                            }
-                            Err(error)
-                        }
+                        Err(error)
                     }
                 }
             }
         };
-        drop(stale);
-        drop(task);
-        this.wake_slot_waiters(freed);
-        result
+        Settled {
+            result,
+            stale,
+            freed,
+        }
     }
 
     /// Checks on a pending awaited request: `Ready` with its outcome (taken,

@@ -16,9 +16,9 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
     ///
     /// # Errors
     /// As [`submit`](Self::submit).
-    pub fn submit_with_deadline(
+    pub fn submit_with_deadline<S: AsDynSource<L::Queue> + ?Sized>(
         self: Pin<&Self>,
-        source: &'s dyn Source<L::Queue>,
+        source: &'s S,
         events: Events,
         user_data: u64,
         deadline: u64,

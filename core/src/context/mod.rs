@@ -193,7 +193,7 @@ use crate::completion::{Completion, Handle, Outcome};
 use crate::error::{CancelError, SubmitError};
 use crate::kinds::{DeadlineStore, EveryKind, Kinds};
 use crate::locks::{Locks, SpinLocks};
-use crate::source::{PollTable, Registrar, Source};
+use crate::source::{AsDynSource, PollTable, Registrar, Source};
 use crate::sync::{AtomicBool, AtomicU32, ContextInQueue, Locked, Ordering, Release, UnsafeCell};
 use crate::wait_queue::{ContextHeader, List, Verdict, WaitEntry, WaitQueue, Wake, WakeBatch};
 use crate::Events;

@@ -22,9 +22,12 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
     ///   nothing asked for is ready.
     ///
     /// A refused submit changes nothing.
-    pub fn submit(
+    ///
+    /// `source` is taken by its own type (see [`AsDynSource`]): a
+    /// `&dyn Source` works too.
+    pub fn submit<S: AsDynSource<L::Queue> + ?Sized>(
         self: Pin<&Self>,
-        source: &'s dyn Source<L::Queue>,
+        source: &'s S,
         events: Events,
         user_data: u64,
     ) -> Result<Handle, SubmitError> {
@@ -42,9 +45,9 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
     /// has been dropped. (A queue may be closed or dropped earlier only if
     /// dropping it closes it, which [`WaitQueue`]'s `Drop` does; the source
     /// itself may not go.)
-    pub unsafe fn submit_unchecked(
+    pub unsafe fn submit_unchecked<S: AsDynSource<L::Queue> + ?Sized>(
         self: Pin<&Self>,
-        source: &dyn Source<L::Queue>,
+        source: &S,
         events: Events,
         user_data: u64,
     ) -> Result<Handle, SubmitError> {
@@ -75,9 +78,9 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
     ///
     /// # Errors
     /// As [`submit`](Self::submit).
-    pub unsafe fn submit_unchecked_with(
+    pub unsafe fn submit_unchecked_with<S: AsDynSource<L::Queue> + ?Sized>(
         self: Pin<&Self>,
-        source: &dyn Source<L::Queue>,
+        source: &S,
         events: Events,
         user_data: u64,
         options: RequestOptions,
@@ -93,12 +96,14 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
         }
         // SAFETY: the caller promises `source` outlives its request; the slot
         // drops the reference when the request is reaped or the context goes.
-        let source: &'s dyn Source<L::Queue> = unsafe { core::mem::transmute(source) };
+        let kept: &'s dyn Source<L::Queue> =
+            unsafe { core::mem::transmute(source.as_dyn_source()) };
         let locked = Locked::lock(&this.lock);
         let submitted = this.submit_locked(
             &locked,
+            source,
             NewRequest {
-                source,
+                kept,
                 events,
                 user_data,
                 delivery: Delivery::Queue,
@@ -124,9 +129,9 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
     ///
     /// # Errors
     /// As [`submit`](Self::submit).
-    pub fn submit_multishot(
+    pub fn submit_multishot<S: AsDynSource<L::Queue> + ?Sized>(
         self: Pin<&Self>,
-        source: &'s dyn Source<L::Queue>,
+        source: &'s S,
         events: Events,
         user_data: u64,
     ) -> Result<Handle, SubmitError>
@@ -145,9 +150,9 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
     /// As [`submit_unchecked`](Self::submit_unchecked): until the request's
     /// final completion (the one without `more`) has been reaped, or the
     /// context has been dropped.
-    pub unsafe fn submit_multishot_unchecked(
+    pub unsafe fn submit_multishot_unchecked<S: AsDynSource<L::Queue> + ?Sized>(
         self: Pin<&Self>,
-        source: &dyn Source<L::Queue>,
+        source: &S,
         events: Events,
         user_data: u64,
     ) -> Result<Handle, SubmitError>
@@ -170,22 +175,71 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
     /// to `delivery`. An awaited request's task waker is taken out of
     /// `waker` when the request arms (T2); otherwise it is left there, for
     /// the caller to drop once the lock is released.
-    pub(super) fn submit_locked(
+    ///
+    /// Generic over the source's type, so that its `poll` at submit (and
+    /// the registration it calls) is a direct call, inlined where the
+    /// compiler sees fit; `request.kept` is the same source as the slot
+    /// keeps it, for re-polls. Only the poll is generic: what comes before
+    /// it ([`begin_submit`](Self::begin_submit)) and after it
+    /// ([`finish_submit`](Self::finish_submit)) is compiled once for every
+    /// source type a firmware submits on.
+    #[inline]
+    pub(super) fn submit_locked<S: AsDynSource<L::Queue> + ?Sized>(
         &self,
         locked: &Locked<'_, L::Context>,
+        source: &S,
         request: NewRequest<'s, L::Queue>,
         waker: &mut Option<Waker>,
     ) -> Result<Submitted, SubmitError> {
+        let slot = self.begin_submit(locked, &request)?;
+        // If `poll` unwinds, T4 undoes everything before the lock is released.
+        let mut unwind = UndoSubmit {
+            context: self,
+            locked,
+            slot,
+            armed: true,
+        };
+        let mut registration = Registration {
+            context: self,
+            slot: slot as u16,
+            queues: [core::ptr::null_mut(); W],
+            registered: 0,
+            overflow: false,
+            closed: false,
+        };
+        let ready = source.poll(&mut PollTable::registering(
+            &mut registration,
+            request.events,
+        )) & request.events;
+        unwind.armed = false;
+        let Registration {
+            registered,
+            overflow,
+            closed,
+            ..
+        } = registration;
+        self.finish_submit(
+            locked,
+            slot,
+            request,
+            Polled {
+                ready,
+                registered,
+                overflow,
+                closed,
+            },
+            waker,
+        )
+    }
+
+    /// T1 submit: `Free → Polling`, a slot taken and set up for `request`,
+    /// before its source is polled. `Busy` when every slot is in use.
+    fn begin_submit(
+        &self,
+        locked: &Locked<'_, L::Context>,
+        request: &NewRequest<'s, L::Queue>,
+    ) -> Result<usize, SubmitError> {
         let this = self;
-        let NewRequest {
-            source,
-            events,
-            user_data,
-            delivery,
-            multishot,
-            deadline,
-        } = request;
-        // T1 submit: Free → Polling.
         let slot = this
             .with_state(locked, |state| {
                 if state.id == 0 {
@@ -198,46 +252,51 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
                 let slot = state.allocate()?;
                 let record = &mut state.slots[slot];
                 record.phase = Phase::Polling;
-                match delivery {
-                    Delivery::Queue => record.set_queued(user_data),
+                match request.delivery {
+                    Delivery::Queue => record.set_queued(request.user_data),
                     Delivery::Awaited => record.set_awaited(),
                 }
-                record.source = Some(source);
+                record.source = Some(request.kept);
                 // Never set where the kinds leave multishot out: the
                 // checks of it fold to `false`.
-                record.multishot = K::MULTISHOT && multishot;
+                record.multishot = K::MULTISHOT && request.multishot;
                 Some(slot)
             })
             .ok_or(SubmitError::Busy)?;
         transition!("T1 submit", slot);
         debug_assert_eq!(this.words[slot].load(Ordering::Relaxed), 0);
         // Before any entry is linked: wakers read the events here.
-        this.words[slot].store(u32::from(events.bits()), Ordering::Relaxed);
+        this.words[slot].store(u32::from(request.events.bits()), Ordering::Relaxed);
+        Ok(slot)
+    }
 
-        // If `poll` unwinds, T4 undoes everything before the lock is released.
-        let mut unwind = UndoSubmit {
-            context: this,
-            locked,
-            slot,
-            armed: true,
-        };
-        let mut registration = Registration {
-            context: this,
-            slot: slot as u16,
-            queues: [core::ptr::null_mut(); W],
-            registered: 0,
-            overflow: false,
-            closed: false,
-        };
-        let ready = source.poll(&mut PollTable::registering(&mut registration, events)) & events;
-        unwind.armed = false;
-        let Registration {
+    /// T2 to T4 once the source's `poll` returned: the request completes
+    /// at submit (T3), arms (T2), or is refused (T4).
+    fn finish_submit(
+        &self,
+        locked: &Locked<'_, L::Context>,
+        slot: usize,
+        request: NewRequest<'s, L::Queue>,
+        polled: Polled,
+        waker: &mut Option<Waker>,
+    ) -> Result<Submitted, SubmitError> {
+        // SAFETY: `slot` is the one `begin_submit` took off the free list
+        // (`allocate`), below `N` (safety invariant 13). Told to the
+        // compiler, the indexing below has no bounds check, so no panic
+        // path.
+        unsafe { core::hint::assert_unchecked(slot < N) };
+        let this = self;
+        let NewRequest {
+            multishot,
+            deadline,
+            ..
+        } = request;
+        let Polled {
+            ready,
             registered,
             overflow,
             closed,
-            ..
-        } = registration;
-
+        } = polled;
         this.with_state(locked, |state| {
             if overflow {
                 // T4 submit refused: too many queues.
@@ -591,7 +650,9 @@ impl core::error::Error for BatchRefused {}
 
 /// What [`Context::submit_locked`] is asked to submit.
 pub(super) struct NewRequest<'s, Q: lock_api::RawMutex> {
-    pub(super) source: &'s dyn Source<Q>,
+    /// The source as its slot keeps it (for re-polls), for `'s`: the
+    /// submitting function's caller promised it lives that long.
+    pub(super) kept: &'s dyn Source<Q>,
     /// Already checked, with ERR and HUP added.
     pub(super) events: Events,
     pub(super) user_data: u64,
@@ -600,6 +661,18 @@ pub(super) struct NewRequest<'s, Q: lock_api::RawMutex> {
     /// In the adapter's ticks, below [`NO_DEADLINE`]; [`NO_DEADLINE`]:
     /// none.
     pub(super) deadline: u64,
+}
+
+/// What a source's `poll` at submit answered, and what it registered.
+struct Polled {
+    /// The events ready, of those asked for.
+    ready: Events,
+    /// How many queues the request registered on.
+    registered: usize,
+    /// The source asked for more than `W` queues.
+    overflow: bool,
+    /// The source registered on a closed queue.
+    closed: bool,
 }
 
 /// What [`Context::submit_locked`] accepted.
@@ -635,10 +708,14 @@ struct Registration<'c, 's, const N: usize, L: Locks, const W: usize, H: Notify,
     closed: bool,
 }
 
-impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Registrar<'s, L::Queue>
-    for Registration<'_, 's, N, L, W, H, K>
+/// For a queue borrowed for any `'q`: a source's `poll` is generic over the
+/// borrow of itself it is given, so the queues it registers on are its own
+/// (or live longer), and live as long as the source, which outlives the
+/// request (the submitting function's contract).
+impl<'q, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Registrar<'q, L::Queue>
+    for Registration<'_, '_, N, L, W, H, K>
 {
-    fn register(&mut self, queue: &'s WaitQueue<L::Queue>) {
+    fn register(&mut self, queue: &'q WaitQueue<L::Queue>) {
         let erased = queue as *const WaitQueue<L::Queue> as *mut ();
         // Registering twice on one queue is once (io_uring's double poll
         // does the same).
@@ -658,7 +735,8 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Registra
         self.registered += 1;
         // SAFETY: the entry is unused (each index is used once per submit,
         // and a Free slot has no linked entry); we hold the context lock; the
-        // queue lives for `'s`, and the context detaches the entry before
+        // queue lives as long as the source (see the impl's doc), which
+        // outlives the request, and the context detaches the entry before
         // either goes.
         let attached = unsafe { queue.attach::<L>(entry, self.context.header()) };
         if !attached {
@@ -679,6 +757,10 @@ impl<const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Drop
     for UndoSubmit<'_, '_, N, L, W, H, K>
 {
     fn drop(&mut self) {
+        // SAFETY: `slot` is the one `begin_submit` took off the free list
+        // (`allocate`), below `N` (safety invariant 13): no bounds check,
+        // so no panic path, in the undo.
+        unsafe { core::hint::assert_unchecked(self.slot < N) };
         if self.armed {
             // T4 submit refused: `poll` panicked. The context lock is still
             // held (its guard is dropped after this one).

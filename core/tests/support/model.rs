@@ -800,7 +800,16 @@ impl Wake for CountingWaker {
 }
 
 /// The `Request` future of the context under test.
-type Awaited<'d> = aiopoll::Request<'d, 'd, SLOTS, (FaultLock, FaultLock), LIMIT, ()>;
+type Awaited<'d> = aiopoll::Request<
+    'd,
+    'd,
+    SLOTS,
+    (FaultLock, FaultLock),
+    LIMIT,
+    (),
+    aiopoll::EveryKind,
+    Device<FaultLock>,
+>;
 
 /// A real `Request` future of the harness, with its task's waker.
 struct RealFuture<'d> {
