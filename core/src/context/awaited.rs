@@ -84,8 +84,26 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
                 },
                 &mut task,
             );
-            // SAFETY: we hold the lock; the caller's contract for `waiter`.
-            unsafe { this.settle_awaited(&locked, submitted, waiter, was_waiting, &mut task) }
+            match submitted {
+                // The usual answer, kept inline: armed, by a future that
+                // never waited for a slot (nothing to settle).
+                Ok(Submitted {
+                    handle,
+                    completed: false,
+                }) if !was_waiting => Settled {
+                    result: Ok(Awaiting::Pending {
+                        slot: handle.slot,
+                        generation: handle.generation,
+                    }),
+                    stale: None,
+                    freed: 0,
+                },
+                // SAFETY: we hold the lock; the caller's contract for
+                // `waiter`.
+                other => unsafe {
+                    this.settle_awaited(&locked, other, waiter, was_waiting, &mut task)
+                },
+            }
         };
         drop(settled.stale);
         drop(task);

@@ -234,6 +234,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
 
     /// T1 submit: `Free → Polling`, a slot taken and set up for `request`,
     /// before its source is polled. `Busy` when every slot is in use.
+    #[inline]
     fn begin_submit(
         &self,
         locked: &Locked<'_, L::Context>,
@@ -272,6 +273,7 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
 
     /// T2 to T4 once the source's `poll` returned: the request completes
     /// at submit (T3), arms (T2), or is refused (T4).
+    #[inline]
     fn finish_submit(
         &self,
         locked: &Locked<'_, L::Context>,
