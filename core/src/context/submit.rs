@@ -717,6 +717,7 @@ struct Registration<'c, 's, const N: usize, L: Locks, const W: usize, H: Notify,
 impl<'q, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Registrar<'q, L::Queue>
     for Registration<'_, '_, N, L, W, H, K>
 {
+    #[inline]
     fn register(&mut self, queue: &'q WaitQueue<L::Queue>) {
         let erased = queue as *const WaitQueue<L::Queue> as *mut ();
         // Registering twice on one queue is once (io_uring's double poll
