@@ -44,7 +44,7 @@ pub trait Source<Q: RawMutex = crate::SpinLock>: Sync {
 ///
 /// The cost is flash: each source type a firmware submits on gets its own
 /// copy of the few instructions around its `poll` (on a Cortex-M3 at
-/// opt-level `"s"`, the awaited examples grew by 896 to 1,004 bytes with
+/// opt-level `"s"`, the awaited examples grew by 852 to 956 bytes with
 /// two or three source types, and a Cortex-M3 submit took 56 instructions
 /// fewer). A firmware short of flash can pass its sources as
 /// `&dyn Source`: one copy serves them all.
