@@ -7,12 +7,17 @@
 //! The marks, in order: 1 submit, 2 the interrupt-side wake (`raise`),
 //! 3 reap, 4 (clear, submit), 5 cancel, 6 reap of the cancelled request,
 //! 7 submit, a wake from PendSV and reap, 8; then on a context of 32 slots
-//! with 16 completions waiting: 9 reap of one, 10 cancel, 11 wake, 12.
+//! with 16 completions waiting: 9 reap of one, 10 cancel, 11 wake, 12; then
+//! an awaited request ([`aiopoll::Request`], polled with a no-op waker) on a
+//! context of its own: 13 the first poll (it submits), 14 the wake
+//! (`raise`), 15 the second poll (ready), 16.
 #![no_std]
 #![no_main]
 
+use core::future::Future;
 use core::hint::black_box;
-use core::pin::Pin;
+use core::pin::{pin, Pin};
+use core::task::{Context as TaskContext, Waker};
 
 use aiopoll::{Completion, Context, Events};
 use aiopoll_firmware_bench::{exit, CortexMLocks, IrqEvent};
@@ -22,6 +27,7 @@ static FLAG: IrqEvent = IrqEvent::new();
 static SMALL: Context<'static, 4, CortexMLocks> = Context::new();
 static BIG: Context<'static, 32, CortexMLocks> = Context::new();
 static FLAGS: [IrqEvent; 32] = [const { IrqEvent::new() }; 32];
+static AWAITED: Context<'static, 2, CortexMLocks> = Context::new();
 
 /// Where each step begins and ends: a trace finds its calls by address.
 #[no_mangle]
@@ -100,7 +106,33 @@ fn main() -> ! {
         }
         while big.reap(&mut out) > 0 {}
     }
-    exit(submitted)
+
+    let awaited = Pin::static_ref(&AWAITED);
+    let mut task = TaskContext::from_waker(Waker::noop());
+    let mut resolved = true;
+    // Three times: the first round sets the context up, the last is marked.
+    for round in 0..3 {
+        let marked = round == 2;
+        let mut request = pin!(awaited.request(black_box(&FLAG), Events::IN));
+        if marked {
+            mark(13);
+        }
+        let pending = request.as_mut().poll(&mut task).is_pending();
+        if marked {
+            mark(14);
+        }
+        black_box(FLAG.raise(Events::IN));
+        if marked {
+            mark(15);
+        }
+        let ready = request.as_mut().poll(&mut task).is_ready();
+        if marked {
+            mark(16);
+        }
+        FLAG.clear(Events::IN);
+        resolved &= pending && ready;
+    }
+    exit(submitted && resolved)
 }
 
 #[panic_handler]
