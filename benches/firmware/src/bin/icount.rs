@@ -112,9 +112,7 @@ fn PendSV() {
             black_box(FLAGS[index].raise(Events::IN));
         }),
         w if w == Wakes::EmbassyAwaited as u8 => timed_batch(|index| SIGNALS[index].signal(())),
-        w if w == Wakes::MaitakeAwaited as u8 => timed_batch(|index| {
-            black_box(QUEUES[index].wake());
-        }),
+        w if w == Wakes::MaitakeAwaited as u8 => timed_batch(|index| QUEUES[index].wake()),
         _ => {}
     }
 }
