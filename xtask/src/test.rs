@@ -264,6 +264,30 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 ),
         )?;
     }
+    // The firmware that `cargo xtask size` counts instructions with: not
+    // run here (its figures are not a pass/fail check), kept clean.
+    let bench_firmware = crate::shell::root().join("benches/firmware");
+    step(
+        "firmware: benches/firmware rustfmt",
+        cargo()
+            .current_dir(&bench_firmware)
+            .args(["fmt", "--check"]),
+    )?;
+    step(
+        "firmware: benches/firmware clippy -D warnings (thumbv7m, every program)",
+        cargo()
+            .current_dir(&bench_firmware)
+            .args([
+                "clippy",
+                "--target",
+                "thumbv7m-none-eabi",
+                "--bins",
+                "--",
+                "-D",
+                "warnings",
+            ])
+            .env("CARGO_TARGET_DIR", crate::shell::root().join("target")),
+    )?;
     println!("\n==> firmware sizes: every example of every board, release, against its .size file");
     crate::firmware_size::check()?;
     println!(
