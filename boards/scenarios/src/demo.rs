@@ -35,7 +35,8 @@ where
 ///    thread mode reaping without sleeping, so that it holds the context
 ///    lock often, until one interrupt lands while it does. (Sleeping in
 ///    `reap_blocking` would wake with each tick at the same instruction:
-///    under `-icount` no tick would ever land inside the lock.)
+///    under `-icount` no tick would ever land inside the lock; and each
+///    try starts after a pause of its own length, for the same reason.)
 ///
 /// The board's example sets up the interrupts first: the timer's handler
 /// acknowledges the timer and calls `timer.raise(Events::IN)`; the
@@ -92,6 +93,16 @@ where
             defmt::error!("no interrupt landed inside the context lock in 10,000 tries");
             return false;
         }
+        // A pause of a different length before each try (0 to 4,092
+        // cycles, in steps of 7), so that the ticks land at a different
+        // point of the submit each time: with a loop of fixed length they
+        // could meet every submit at the same instruction, never one
+        // inside the lock. The flag is cleared right before the submit:
+        // a tick since the last completion would make the request ready
+        // at submit (on netduinoplus2, once submit got shorter, one
+        // always came, and all 10,000 tries completed at submit).
+        cortex_m::asm::delay((user_data as u32).wrapping_mul(7) % 4093);
+        timer.take();
         if submit(context, timer, user_data).is_none() {
             T::stop();
             return false;
@@ -102,7 +113,6 @@ where
             defmt::error!("request {} completed: {}", user_data, done[0].outcome);
             return false;
         }
-        timer.take();
         user_data += 1;
     }
     T::stop();
