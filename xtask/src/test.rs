@@ -117,7 +117,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             cargo()
                 .args(["test", "-p", "aiopoll", "--release", "--test", "loom"])
                 .env("RUSTFLAGS", "--cfg loom")
-                .env("LOOM_MAX_PREEMPTIONS", "6")
+                .env("LOOM_MAX_PREEMPTIONS", "8")
                 .env("CARGO_TARGET_DIR", crate::shell::root().join("target/loom")),
         )?;
     }
