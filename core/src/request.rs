@@ -157,14 +157,9 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
     where
         K: TakesAwaited,
     {
-        Request {
-            context: self,
-            source: NonNull::from(source),
-            events,
-            deadline: u64::MAX,
-            state: RequestState::Unsubmitted,
-            waiter: SlotWaiter::new(),
-        }
+        // SAFETY: `source` and every queue it registers on are borrowed for
+        // `'s`, which outlives this context, and so the future.
+        unsafe { self.request_unchecked(source, events) }
     }
 
     /// [`request`](Self::request) for adapters whose sources are kept alive
