@@ -181,8 +181,9 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
     /// compiler sees fit; `request.kept` is the same source as the slot
     /// keeps it, for re-polls. Only the poll is generic: what comes before
     /// it ([`begin_submit`](Self::begin_submit)) and after it
-    /// ([`finish_submit`](Self::finish_submit)) is compiled once for every
-    /// source type a firmware submits on.
+    /// ([`finish_submit`](Self::finish_submit)) is not, so every source type
+    /// can share one copy of each (the compiler inlines them where it finds
+    /// one caller).
     #[inline]
     pub(super) fn submit_locked<S: AsDynSource<L::Queue> + ?Sized>(
         &self,
