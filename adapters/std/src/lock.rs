@@ -40,15 +40,9 @@ impl Lock {
     /// The contended path of [`lock`](RawMutex::lock): watch, then park.
     #[cold]
     fn lock_contended(&self) {
-        for _ in 0..SPINS {
-            spin_loop();
-            // Read-only until it looks free: the waiters do not bounce the
-            // holder's cache line.
-            if !self.inner.is_locked() && self.inner.try_lock() {
-                return;
-            }
+        if !self.try_lock_watching(SPINS) {
+            self.inner.lock();
         }
-        self.inner.lock();
     }
 }
 
@@ -142,6 +136,8 @@ impl Lock {
     fn try_lock_watching(&self, spins: u32) -> bool {
         for _ in 0..spins {
             spin_loop();
+            // Read-only until it looks free: the waiters do not bounce the
+            // holder's cache line.
             if !self.inner.is_locked() && self.inner.try_lock() {
                 return true;
             }
