@@ -218,6 +218,36 @@ fn unkeyed_wakeup_repolls_and_rearms_when_spurious() {
 }
 
 #[test]
+fn a_wakeup_of_a_request_already_deferred_joins_its_deferred_work() {
+    let device: Device<FaultLock> = Device::new(1);
+    let context = pin!(Context::<'_, 4, (FaultLock, FaultLock)>::new());
+    context.as_ref().submit(&device, Events::IN, 1).unwrap();
+    // The first wakeup finds the context lock taken: T6.
+    fail_next_try_locks(1);
+    assert_eq!(device.raise(Events::IN), 1);
+    assert_eq!(try_lock_failures_left(), 0);
+    assert_eq!(context.stats().deferrals, 1);
+    // The next ones join the deferred work already coming, without trying
+    // the context lock (a try would use up the failure scheduled here), and
+    // complete nothing themselves.
+    fail_next_try_locks(1);
+    assert_eq!(device.raise(Events::IN), 1);
+    assert_eq!(device.queues[0].wake(Events::empty()), 1);
+    assert_eq!(try_lock_failures_left(), 1);
+    fail_next_try_locks(0);
+    assert_eq!(context.stats().deferrals, 3);
+    assert_eq!(context.stats().completed_by_wakeup, 0);
+    assert_eq!(device.queues[0].len(), 1);
+    // The deferred work completes it once, from what the re-poll finds.
+    assert_eq!(context.run_deferred(), 1);
+    let completions = reap_all(&context);
+    assert_eq!(completions.len(), 1);
+    assert_eq!(completions[0].outcome, Outcome::Ready(Events::IN));
+    assert_eq!(context.stats().completed_by_deferred_work, 1);
+    assert!(device.queues[0].is_empty());
+}
+
+#[test]
 fn unknown_event_bits_are_a_typed_error_and_change_nothing() {
     let device = Device::new(1);
     let context = pin!(Context::<'_, 4>::new());

@@ -265,19 +265,43 @@ fn cancel_and_a_later_raise_complete_the_request_once() {
 }
 
 #[test]
-fn a_raise_and_an_unkeyed_raise_complete_the_request_once() {
+fn a_raise_after_an_unkeyed_raise_joins_its_deferred_work() {
     let event = IrqEvent::new();
     let context = pin!(IrqContext::<4>::with_hooks(Counting::new()));
     let handle = context.as_ref().submit(&event, Events::IN, 1).unwrap();
-    // Deferred first, then completed inline by a keyed raise (a pending
+    // Deferred first: the keyed raise after it joins that deferred work
+    // (which re-polls after the raise) instead of completing it inline.
+    event.raise_unkeyed(Events::IN);
+    assert_eq!(event.raise(Events::IN), 1);
+    assert_eq!(context.completions(), 0);
+    assert_eq!(context.run_deferred(), 1);
+    assert_eq!(reap_all(&context), [ready(1, Events::IN)]);
+    assert_eq!(context.cancel(handle), Err(CancelError::NotFound));
+    assert_eq!(context.hooks().completed(), 1);
+    assert_eq!(context.in_use(), 0);
+}
+
+#[test]
+fn a_close_after_an_unkeyed_raise_completes_the_request_once() {
+    let event = IrqEvent::new();
+    let context = pin!(IrqContext::<4>::with_hooks(Counting::new()));
+    let handle = context.as_ref().submit(&event, Events::IN, 1).unwrap();
+    // Deferred first, then completed inline by the close (a pending
     // re-poll does not stop that): the deferred work must find it done and
     // leave it alone.
     event.raise_unkeyed(Events::IN);
-    assert_eq!(event.raise(Events::IN), 1);
+    assert_eq!(event.queue().close(), 1);
     assert_eq!(context.completions(), 1);
     assert!(context.has_deferred_work());
     assert_eq!(context.run_deferred(), 0);
-    assert_eq!(reap_all(&context), [ready(1, Events::IN)]);
+    assert_eq!(
+        reap_all(&context),
+        [Completion {
+            user_data: 1,
+            outcome: Outcome::SourceGone,
+            ..Completion::EMPTY
+        }]
+    );
     assert_eq!(context.cancel(handle), Err(CancelError::NotFound));
     assert_eq!(context.hooks().completed(), 1);
     assert_eq!(context.in_use(), 0);

@@ -60,8 +60,12 @@
 //!   clear, raises the context's deferred flag and calls
 //!   [`Notify::deferred_work`]. This happens when the try-lock fails, when the
 //!   wakeup is unkeyed (the source must be re-polled, which a wakeup may not
-//!   do: it holds the queue lock the source's own wake path may hold), or when
-//!   the request sits on a second queue (two queue locks never nest).
+//!   do: it holds the queue lock the source's own wake path may hold), when
+//!   the request sits on a second queue (two queue locks never nest), or when
+//!   `PENDING` is set already: deferred work is coming and re-polls the
+//!   source after this wakeup's change, so the wakeup joins it without trying
+//!   the context lock (whose holder is often that work's runner, or a cancel
+//!   about to run it; trying would only make the queue lock's hold longer).
 //! - **T7 deferred work completes**: `Armed → Completed`, under the context
 //!   lock: the work clears the wake word's two bits, then either finds `GONE`
 //!   (`SourceGone`) or re-polls the source and finds events ready.

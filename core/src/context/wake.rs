@@ -77,10 +77,20 @@ impl<'s, const N: usize, L: Locks, const W: usize, H: Notify, K: Kinds> Context<
         // this queue's lock) or changed since by update; either way before
         // this wakeup took the queue lock, or it does not matter which it
         // sees (see T14).
-        let events = word_events(this.words[slot].load(Ordering::Relaxed));
+        let word = this.words[slot].load(Ordering::Relaxed);
+        let events = word_events(word);
         let outcome = match wake {
             // A keyed wakeup that misses the mask: stay queued (scenario 6).
             Wake::Key(key) if !key.intersects(events) => return Verdict::NotInterested,
+            Wake::Key(_) if word & PENDING != 0 => {
+                // T6: an earlier wakeup already handed the request to
+                // deferred work, which re-polls the source after this
+                // wakeup's change: this one joins it without trying the
+                // context lock (whose holder is likely the runner of that
+                // work, or a cancel about to run it).
+                this.defer(slot, 0);
+                return Verdict::Deferred;
+            }
             Wake::Key(key) => Outcome::Ready(key & events),
             Wake::Repoll => {
                 // T6: only a re-poll can tell, and a waker may not poll.

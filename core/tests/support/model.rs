@@ -471,9 +471,12 @@ impl Model {
                     if request.source == 4
                         && linked.contains(&0)
                         && request.events.intersects(Events::IN)
+                        && !*pending
                     {
                         *pending = true;
-                        // The wakeup tried the lock (and found it held).
+                        // The wakeup tried the lock (and found it held);
+                        // one already pending joins its deferred work
+                        // without a try.
                         self.failures = self.failures.saturating_sub(1);
                     }
                 }
@@ -520,6 +523,11 @@ impl Model {
                 woken += 1;
             } else if key.intersects(request.events) {
                 woken += 1;
+                if *pending {
+                    // Deferred work is coming already: the wakeup joins it
+                    // without trying the context lock.
+                    continue;
+                }
                 let sole = linked.len() == 1;
                 let multishot = request.multishot;
                 let ready = key & request.events;
