@@ -356,8 +356,9 @@ pub struct Stats {
     /// Requests cancelled (T9).
     pub cancelled: u32,
     /// Wakeups handed to deferred work (T6): try-lock failures, unkeyed
-    /// wakeups, requests on several queues, and closes that could not
-    /// complete inline.
+    /// wakeups, requests on several queues, closes that could not
+    /// complete inline, and wakeups of a request whose deferred work was
+    /// already scheduled (they join it).
     pub deferrals: u32,
     /// Deferred re-polls that found nothing ready (T8).
     pub spurious: u32,
