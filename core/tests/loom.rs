@@ -352,7 +352,10 @@ fn close_during_deferred_work() {
 }
 
 /// Scenario 11 (Linux bug 2): a wakeup between the deferred re-poll that
-/// finds nothing and the decision to stay armed must not be lost.
+/// finds nothing and the decision to stay armed must not be lost. Also the
+/// keyed wakeup that finds `PENDING` still set and joins the deferred work
+/// (T6): its read-modify-write of the wake word is what orders the raise
+/// before the runner's re-poll (a join that only returned fails here).
 #[test]
 fn wakeup_between_repoll_and_rearm() {
     model(|| {
