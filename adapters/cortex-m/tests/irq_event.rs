@@ -27,6 +27,14 @@ fn ready(user_data: u64, events: Events) -> Completion {
     }
 }
 
+fn gone(user_data: u64) -> Completion {
+    Completion {
+        user_data,
+        outcome: Outcome::SourceGone,
+        ..Completion::EMPTY
+    }
+}
+
 #[test]
 fn raise_wakes_a_matching_request_and_completes_it_inline() {
     let event = IrqEvent::new();
@@ -294,14 +302,7 @@ fn a_close_after_an_unkeyed_raise_completes_the_request_once() {
     assert_eq!(context.completions(), 1);
     assert!(context.has_deferred_work());
     assert_eq!(context.run_deferred(), 0);
-    assert_eq!(
-        reap_all(&context),
-        [Completion {
-            user_data: 1,
-            outcome: Outcome::SourceGone,
-            ..Completion::EMPTY
-        }]
-    );
+    assert_eq!(reap_all(&context), [gone(1)]);
     assert_eq!(context.cancel(handle), Err(CancelError::NotFound));
     assert_eq!(context.hooks().completed(), 1);
     assert_eq!(context.in_use(), 0);
@@ -315,11 +316,6 @@ fn closing_the_queue_completes_waiters_once_with_source_gone() {
     context.as_ref().submit(&event, Events::OUT, 2).unwrap();
     assert_eq!(event.queue().close(), 2);
     assert_eq!(event.raise(Events::IN | Events::OUT), 0);
-    let gone = |user_data| Completion {
-        user_data,
-        outcome: Outcome::SourceGone,
-        ..Completion::EMPTY
-    };
     assert_eq!(reap_all(&context), [gone(1), gone(2)]);
 
     // Closed for good: a new request finds it gone at submit (once nothing
