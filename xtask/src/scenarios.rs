@@ -198,6 +198,31 @@ pub fn run(args: &[String]) -> Result<(), String> {
 
 /// Runs one scenario under `-icount`, compares (or blesses) its output, and
 /// runs it once more without `-icount` if it is `free`.
+/// What a second run of a scenario whose output differed from the expected
+/// run says about the difference: the same output again is a change in
+/// the firmware's behaviour; any other means the output depends on the
+/// host's timing, which `-icount` is there to rule out.
+fn verdict(wanted: &str, got: &str, again: &str, board: &Board) -> String {
+    if again == got {
+        format!(
+            "--- a second run printed the same: the firmware behaves differently now; if that is \
+             intended, run `cargo xtask scenarios --bless {}` and review the change",
+            board.name
+        )
+    } else {
+        let second = if again == wanted {
+            "the expected output"
+        } else {
+            "a third output"
+        };
+        format!(
+            "--- a second run printed {second}: the output depends on the host's timing, which \
+             -icount should rule out (docs/porting.md, section 10: a core that sleeps and then \
+             reads the clock)"
+        )
+    }
+}
+
 fn run_one(board: &Board, scenario: &Scenario, bless: bool) -> Result<(), String> {
     let example = &scenario.example;
     let expected = scenario.expected();
@@ -234,8 +259,11 @@ fn run_one(board: &Board, scenario: &Scenario, bless: bool) -> Result<(), String
             ));
         };
         if got != wanted {
+            // Run it once more, only to say which kind of failure this is.
+            let again = qemu::run(board, &elf, &["-icount", board.icount], input)?;
+            let verdict = verdict(&wanted, &got, &(again.lines.join("\n") + "\n"), board);
             return Err(format!(
-                "{}/{example}: output differs from {}\n--- expected\n{wanted}--- got\n{got}",
+                "{}/{example}: output differs from {}\n--- expected\n{wanted}--- got\n{got}{verdict}",
                 board.name,
                 relative(&expected)
             ));
@@ -328,6 +356,24 @@ mod tests {
         assert!(parse("lm3s6965evb demo\n\nbad\n")
             .unwrap_err()
             .starts_with(&format!("{LIST}:3: ")));
+    }
+
+    #[test]
+    fn a_second_run_tells_a_changed_firmware_from_a_timing_dependent_one() {
+        let board = &BOARDS[0];
+        let changed = verdict("a\n", "b\n", "b\n", board);
+        assert!(changed.contains("behaves differently now"), "{changed}");
+        assert!(
+            changed.contains(&format!("--bless {}", board.name)),
+            "{changed}"
+        );
+        for again in ["a\n", "c\n"] {
+            let timing = verdict("a\n", "b\n", again, board);
+            assert!(timing.contains("depends on the host's timing"), "{timing}");
+            assert!(!timing.contains("--bless"), "{timing}");
+        }
+        assert!(verdict("a\n", "b\n", "a\n", board).contains("the expected output"));
+        assert!(verdict("a\n", "b\n", "c\n", board).contains("a third output"));
     }
 
     #[test]
