@@ -171,6 +171,14 @@ pub fn run(board: &Board, elf: &Path, extra: &[&str], input: Option<&[u8]>) -> R
     })
 }
 
+impl Run {
+    /// The decoded lines as one text, each line ended by a newline: the
+    /// form of a scenario's expected `.run` file.
+    pub fn text(&self) -> String {
+        self.lines.join("\n") + "\n"
+    }
+}
+
 /// Decodes defmt frames from `bytes` with the table in `elf`.
 fn decode(elf: &Path, bytes: &[u8]) -> Result<Vec<String>, String> {
     let image =

@@ -196,8 +196,6 @@ pub fn run(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-/// Runs one scenario under `-icount`, compares (or blesses) its output, and
-/// runs it once more without `-icount` if it is `free`.
 /// What a second run of a scenario whose output differed from the expected
 /// run says about the difference: the same output again is a change in
 /// the firmware's behaviour; any other means the output depends on the
@@ -223,6 +221,8 @@ fn verdict(wanted: &str, got: &str, again: &str, board: &Board) -> String {
     }
 }
 
+/// Runs one scenario under `-icount`, compares (or blesses) its output, and
+/// runs it once more without `-icount` if it is `free`.
 fn run_one(board: &Board, scenario: &Scenario, bless: bool) -> Result<(), String> {
     let example = &scenario.example;
     let expected = scenario.expected();
@@ -232,7 +232,7 @@ fn run_one(board: &Board, scenario: &Scenario, bless: bool) -> Result<(), String
     for line in &run.lines {
         println!("    {line}");
     }
-    let got = run.lines.join("\n") + "\n";
+    let got = run.text();
     let wanted = match std::fs::read_to_string(&expected) {
         Ok(wanted) => Some(wanted),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => None,
@@ -261,7 +261,7 @@ fn run_one(board: &Board, scenario: &Scenario, bless: bool) -> Result<(), String
         if got != wanted {
             // Run it once more, only to say which kind of failure this is.
             let again = qemu::run(board, &elf, &["-icount", board.icount], input)?;
-            let verdict = verdict(&wanted, &got, &(again.lines.join("\n") + "\n"), board);
+            let verdict = verdict(&wanted, &got, &again.text(), board);
             return Err(format!(
                 "{}/{example}: output differs from {}\n--- expected\n{wanted}--- got\n{got}{verdict}",
                 board.name,
